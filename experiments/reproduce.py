@@ -1,0 +1,115 @@
+"""Runs every experiment and writes one report.
+
+Usage: `python experiments/reproduce.py` (quick mode, a few minutes each on
+2 CPU cores) or `--full`. Every `experiments/*.py` except `bench_*`,
+`reproduce.py` and `_*` is an experiment; each runs in its own process with
+`--out runs/<timestamp>/<name>` and leaves `result.json` + `report.md` there.
+The gathered `runs/<timestamp>/report.md` starts with a summary table of the
+articles' claims. Exit status: 0 if every experiment succeeded or was skipped
+for missing optional data (exit code 3), 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from jaxblog.experiment import cli, report  # noqa: E402
+
+
+def discover() -> list[str]:
+  return sorted(p.stem for p in HERE.glob("*.py")
+                if not p.stem.startswith(("bench_", "_")) and p.stem != "reproduce")
+
+
+def run_one(name: str, out: pathlib.Path, full: bool, seed: int) -> tuple[str, float]:
+  cmd = [sys.executable, str(HERE / f"{name}.py"), "--out", str(out), "--seed", str(seed)]
+  if full:
+    cmd.append("--full")
+  t0 = time.perf_counter()
+  log = out / "log.txt"
+  out.mkdir(parents=True, exist_ok=True)
+  with log.open("w") as f:
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    for line in proc.stdout:
+      f.write(line)
+      sys.stdout.write(f"  [{name}] {line}" if not line.startswith("\r") else line)
+      sys.stdout.flush()
+    code = proc.wait()
+  seconds = time.perf_counter() - t0
+  if code == 0 and (out / "result.json").exists():
+    return "ok", seconds
+  if code == cli.MISSING_DATA_EXIT:
+    return "skipped (missing data)", seconds
+  return f"failed (exit {code}, see {log.relative_to(out.parent)})", seconds
+
+
+def gather(run_dir: pathlib.Path, statuses: dict) -> pathlib.Path:
+  claims, sections, status_rows = [], [], []
+  for name, (status, seconds) in statuses.items():
+    status_rows.append((name, status, f"{seconds:.0f}"))
+    result_path = run_dir / name / "result.json"
+    if status != "ok":
+      continue
+    result = json.loads(result_path.read_text())
+    for c in result["claims"]:
+      claims.append((name, c["claim"], c["article"], c["ours"], report.holds_text(c["holds"])))
+    body = (run_dir / name / "report.md").read_text()
+    # Re-root the experiment's relative image links at the run folder.
+    for p in result["plots"]:
+      body = body.replace(f"]({p})", f"]({name}/{p})")
+    sections.append(body)
+  parts = ["# jaxblog reproduction report", "",
+           f"Run folder `{run_dir}`; {time.strftime('%Y-%m-%d %H:%M:%S')}.", "",
+           "## Experiments", "", report.markdown_table(["experiment", "status", "seconds"], status_rows), ""]
+  if claims:
+    parts += ["## Claims", "", report.markdown_table(
+        ["experiment", "claim", "article", "ours", "holds?"], claims), ""]
+  parts += sections
+  path = run_dir / "report.md"
+  path.write_text("\n".join(parts))
+  return path
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  mode = parser.add_mutually_exclusive_group()
+  mode.add_argument("--quick", dest="full", action="store_false", default=False)
+  mode.add_argument("--full", dest="full", action="store_true")
+  parser.add_argument("--only", nargs="*", default=None, help="experiment names to run")
+  parser.add_argument("--out", type=pathlib.Path, default=None)
+  parser.add_argument("--seed", type=int, default=0)
+  args = parser.parse_args(argv)
+  names = discover()
+  if args.only:
+    unknown = sorted(set(args.only) - set(names))
+    if unknown:
+      parser.error(f"unknown experiments {unknown}; known: {names}")
+    names = [n for n in names if n in args.only]
+  run_dir = args.out or ROOT / "runs" / time.strftime("%Y%m%d-%H%M%S")
+  run_dir.mkdir(parents=True, exist_ok=True)
+  statuses = {}
+  for i, name in enumerate(names, 1):
+    print(f"[{i}/{len(names)}] {name} ({'full' if args.full else 'quick'})", flush=True)
+    statuses[name] = run_one(name, run_dir / name, args.full, args.seed)
+    print(f"[{i}/{len(names)}] {name}: {statuses[name][0]} in {statuses[name][1]:.0f}s", flush=True)
+  path = gather(run_dir, statuses)
+  print(f"report: {path}")
+  failed = [n for n, (s, _) in statuses.items() if s.startswith("failed")]
+  if failed:
+    print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,1 @@
+"""Offline data loaders (files shipped inside PyPI/Debian packages); no model code."""

@@ -1,0 +1,47 @@
+"""Common command-line flags of every experiment script."""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+MISSING_DATA_EXIT = 3
+
+
+def parse_args(description: str | None, argv=None, extra=None) -> argparse.Namespace:
+  """Parses `--quick/--full`, `--out` and `--seed`.
+
+  Args:
+    description: the script's docstring (shown by `--help`).
+    argv: arguments to parse (default `sys.argv[1:]`).
+    extra: optional callable `extra(parser)` adding script-specific flags.
+
+  Returns:
+    Namespace with `quick` (bool, default True), `out` (an existing
+    `pathlib.Path`), `seed` (int) and any extra flags.
+  """
+  parser = argparse.ArgumentParser(
+      description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+  mode = parser.add_mutually_exclusive_group()
+  mode.add_argument("--quick", dest="quick", action="store_true", default=True,
+                    help="small, fast run (default)")
+  mode.add_argument("--full", dest="quick", action="store_false",
+                    help="the full-size run")
+  parser.add_argument("--out", type=pathlib.Path, default=None,
+                      help="output folder (default runs/<script>/<timestamp>)")
+  parser.add_argument("--seed", type=int, default=0)
+  if extra is not None:
+    extra(parser)
+  args = parser.parse_args(argv)
+  if args.out is None:
+    script = pathlib.Path(sys.argv[0]).stem or "experiment"
+    args.out = pathlib.Path("runs") / script / time.strftime("%Y%m%d-%H%M%S")
+  args.out.mkdir(parents=True, exist_ok=True)
+  return args
+
+
+def missing_data(install_hint: str) -> None:
+  """Reports a missing optional data package in one line and exits with code 3."""
+  print(f"missing optional data: install it with `{install_hint}`", file=sys.stderr)
+  raise SystemExit(MISSING_DATA_EXIT)

@@ -1,0 +1,52 @@
+"""A plain MLP classifier (the MNIST experiments of the optimizer articles)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class MLP(nn.Module):
+  """Flattens the input, then Dense+ReLU layers and a linear classifier.
+
+  Attributes:
+    hidden: widths of the hidden layers.
+    num_classes: number of output logits.
+  """
+  hidden: Sequence[int] = (256,)
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = x.reshape(x.shape[0], -1)
+    for width in self.hidden:
+      x = nn.relu(nn.Dense(width)(x))
+    return nn.Dense(self.num_classes)(x)
+
+
+def classification_loss(model: nn.Module):
+  """`loss_fn(params, batch, rng)` for `loop.fit`: mean softmax CE + accuracy.
+
+  `batch` is a dict with `x` (inputs) and `y` (int labels).
+  """
+
+  def loss_fn(params, batch, rng):
+    del rng
+    logits = model.apply({"params": params}, batch["x"])
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+    acc = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
+    return loss, {"accuracy": acc}
+
+  return loss_fn
+
+
+def accuracy(model: nn.Module, params, x, y, batch_size: int = 1000) -> float:
+  """Accuracy of `model` on `(x, y)`, evaluated in jitted chunks."""
+  apply = jax.jit(lambda p, xb: jnp.argmax(model.apply({"params": p}, xb), -1))
+  hits = 0
+  for i in range(0, len(y), batch_size):
+    hits += int(jnp.sum(apply(params, x[i:i + batch_size]) == y[i:i + batch_size]))
+  return hits / max(len(y), 1)
