@@ -87,3 +87,10 @@ def test_report_writes_json_and_markdown(tmp_path):
   assert "![c.png](c.png)" in (tmp_path / "report.md").read_text()
   with pytest.raises(ValueError, match="cells"):
     report.markdown_table(["x"], [(1, 2)])
+
+
+def test_same_seed_same_numbers():
+  a, b = _tiny_run.run(), _tiny_run.run()
+  assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+  for x, y in zip(_leaves(a.state.params), _leaves(b.state.params)):
+    np.testing.assert_array_equal(x, y)

@@ -1,0 +1,48 @@
+"""experiments/reproduce.py: discovery, exit codes and the gathered report."""
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def reproduce():
+  spec = importlib.util.spec_from_file_location("reproduce", ROOT / "experiments" / "reproduce.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _fake_experiment(reproduce, tmp_path, monkeypatch, body):
+  (tmp_path / "fake.py").write_text(body)
+  monkeypatch.setattr(reproduce, "HERE", tmp_path)
+  return reproduce.run_one("fake", tmp_path / "run" / "fake", full=False, seed=0)
+
+
+def test_discovery_skips_benchmarks_and_itself(reproduce):
+  names = reproduce.discover()
+  assert "mnist_mlp" in names
+  assert not any(n.startswith("bench_") or n == "reproduce" for n in names)
+
+
+def test_statuses_and_report(reproduce, tmp_path, monkeypatch):
+  ok_body = (
+      "import sys, pathlib\n"
+      f"sys.path.insert(0, {str(ROOT)!r})\n"
+      "from jaxblog.experiment import cli, report\n"
+      "args = cli.parse_args('fake')\n"
+      "report.write(args.out, title='Fake', claims=[report.Claim('c', '1', '2', True)])\n")
+  status, _ = _fake_experiment(reproduce, tmp_path, monkeypatch, ok_body)
+  assert status == "ok"
+  path = reproduce.gather(tmp_path / "run", {"fake": (status, 1.0)})
+  text = path.read_text()
+  assert "| fake | c | 1 | 2 | yes |" in text and "## Fake" in text
+
+  missing = ("import sys\n" f"sys.path.insert(0, {str(ROOT)!r})\n"
+             "from jaxblog.experiment import cli\ncli.missing_data('pip install x')\n")
+  assert _fake_experiment(reproduce, tmp_path, monkeypatch, missing)[0].startswith("skipped")
+  failing = "raise RuntimeError('boom')\n"
+  assert _fake_experiment(reproduce, tmp_path, monkeypatch, failing)[0].startswith("failed")
