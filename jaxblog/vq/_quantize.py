@@ -1,0 +1,160 @@
+"""The VQ-VAE quantizer: nearest code, straight-through output, the two losses.
+
+`quantize` is one pure function returning a `NamedTuple`, in the spirit of
+haiku's `VectorQuantizer` dict but without the `[N, K]` distances or one-hot
+encodings (they are what makes the layer memory-bound; ANCHORS.md §3.4).
+Usage statistics are code counts from a scatter-add, so perplexity costs
+`O(N + K)` memory; with `axis_name` the counts are `psum`-ed so every device
+reports the global perplexity.
+
+Weights follow the article's names (SPEC.md §2.1): `codebook_weight` (Su's β,
+the paper's 1) multiplies `mean((sg[z] − e)²)`, `commitment_weight` (Su's γ,
+the paper's β = 0.25) multiplies `mean((z − sg[e])²)`. With EMA codebooks
+(`jaxblog.vq.ema_update`) pass `codebook_weight=0`.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+import numpy as np
+
+from jaxblog import _checks
+from jaxblog.vq import _nearest
+from jaxblog.vq import _rotation
+
+_GRADIENTS = ("straight_through", "rotation")
+
+
+class QuantizeResult(NamedTuple):
+  """What `quantize` returns.
+
+  Attributes:
+    quantized: `[..., D]` codes in the forward pass, encoder gradient in the
+      backward pass (straight-through or rotation trick).
+    indices: int32 `[...]` chosen code per vector.
+    loss: scalar `codebook_weight·mean((sg[z]−e)²) + commitment_weight·mean((z−sg[e])²)`.
+    perplexity: scalar `exp(entropy)` of the code usage in this batch (1 … K).
+  """
+  quantized: jax.Array
+  indices: jax.Array
+  loss: jax.Array
+  perplexity: jax.Array
+
+
+def check_mask(mask, batch_shape) -> None:
+  """`mask` must be bool with the batch shape `[...]` of `z`."""
+  if mask is None:
+    return
+  _checks.require_bool("mask", mask)
+  if jnp.shape(mask) != tuple(batch_shape):
+    raise ValueError(
+        f"mask must have the batch shape of z [...] = {tuple(batch_shape)}, got {jnp.shape(mask)}")
+
+
+def code_counts(indices, num_codes: int, *, mask=None, axis_name=None):
+  """float32 `[K]` number of (valid) vectors assigned to each code.
+
+  Args:
+    indices: int `[...]` code indices.
+    num_codes: K.
+    mask: optional bool `[...]`, `True` = counted.
+    axis_name: optional mapped axis name; counts are summed over it.
+
+  Returns:
+    float32 `[K]` counts (global over `axis_name` when given).
+
+  References:
+    SPEC.md §2.1 (usage statistics for perplexity and EMA).
+  """
+  _checks.require_integer("indices", indices)
+  check_mask(mask, jnp.shape(indices))
+  flat = jnp.reshape(indices, (-1,))
+  weight = (jnp.ones(flat.shape, jnp.float32) if mask is None
+            else jnp.reshape(mask, (-1,)).astype(jnp.float32))
+  counts = jnp.zeros((num_codes,), jnp.float32).at[flat].add(weight, mode="drop")
+  if axis_name is not None:
+    counts = lax.psum(counts, axis_name)
+  return counts
+
+
+def perplexity(counts):
+  """`exp(−Σ p log p)` with `p = counts / Σ counts` (1 for an empty batch).
+
+  Args:
+    counts: `[K]` non-negative usage counts.
+
+  Returns:
+    scalar float32, between 1 and the number of used codes.
+
+  References:
+    van den Oord et al. 2017 (codebook usage); SPEC.md §2.1.
+  """
+  counts = jnp.asarray(counts, jnp.float32)
+  total = jnp.sum(counts)
+  p = counts / jnp.maximum(total, 1e-12)
+  entropy = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0))
+  return jnp.exp(entropy)
+
+
+def masked_mean(sq, mask):
+  """Mean of `sq [..., D]` over all elements, or over the rows where `mask`."""
+  if mask is None:
+    return jnp.mean(sq)
+  w = mask.astype(sq.dtype)[..., None]
+  denom = jnp.sum(w) * sq.shape[-1]
+  return jnp.sum(sq * w) / jnp.maximum(denom, 1.0)
+
+
+def quantize(z, codebook, *, commitment_weight: float = 0.25, codebook_weight: float = 1.0,
+             metric: str = "euclidean", gradient: str = "straight_through", mask=None,
+             axis_name=None, chunk_size: int | None = None) -> QuantizeResult:
+  """Quantize `z` to its nearest codes with the VQ-VAE losses.
+
+  Args:
+    z: `[..., D]` floating encoder outputs.
+    codebook: `[K, D]` floating codebook.
+    commitment_weight: weight of `mean((z − sg[e])²)` (Su's γ, paper's β).
+    codebook_weight: weight of `mean((sg[z] − e)²)` (Su's β); 0 for EMA codebooks.
+    metric: `"euclidean"`, or `"cosine"`: `z` and the codes are L2-normalised
+      first and everything (output, losses) lives on the unit sphere.
+    gradient: `"straight_through"` (SPEC.md §2.1) or `"rotation"` (rotation trick).
+    mask: optional bool `[...]`, `True` = valid; invalid rows are left out of
+      the losses and the usage counts (their `quantized` is still computed).
+    axis_name: optional mapped axis; usage counts for perplexity are `psum`-ed.
+    chunk_size: passed to `nearest`.
+
+  Returns:
+    `QuantizeResult(quantized, indices, loss, perplexity)`; `quantized` has the
+    shape and dtype of `z`.
+
+  References:
+    Su 2019, "VQ-VAE的简明介绍" (SPEC.md §2.1, loss with β = 1, γ = 0.25).
+  """
+  _nearest.check_codebook(z, codebook)
+  if gradient not in _GRADIENTS:
+    raise ValueError(f"gradient must be one of {_GRADIENTS}, got {gradient!r}")
+  if metric not in _nearest._METRICS:
+    raise ValueError(f"metric must be one of {_nearest._METRICS}, got {metric!r}")
+  check_mask(mask, z.shape[:-1])
+  out_dtype = jnp.result_type(z)
+  dtype = jnp.promote_types(_checks.compute_dtype(out_dtype),
+                            _checks.compute_dtype(jnp.result_type(codebook)))
+  zf = z.astype(dtype)
+  cb = codebook.astype(dtype)
+  if metric == "cosine":
+    zf = _nearest.l2_normalize(zf)
+    cb = _nearest.l2_normalize(cb)
+  indices = _nearest.nearest(lax.stop_gradient(zf), lax.stop_gradient(cb), chunk_size=chunk_size)
+  codes = jnp.take(cb, indices, axis=0)
+  codebook_loss = masked_mean(jnp.square(lax.stop_gradient(zf) - codes), mask)
+  commitment_loss = masked_mean(jnp.square(zf - lax.stop_gradient(codes)), mask)
+  loss = codebook_weight * codebook_loss + commitment_weight * commitment_loss
+  if gradient == "rotation":
+    quantized = _rotation.rotation_trick(zf, codes)
+  else:
+    quantized = _rotation.straight_through(zf, codes)
+  counts = code_counts(indices, cb.shape[0], mask=mask, axis_name=axis_name)
+  return QuantizeResult(quantized.astype(out_dtype), indices, loss, perplexity(counts))
