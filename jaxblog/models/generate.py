@@ -1,0 +1,119 @@
+"""Cached incremental decoding: a `step_fn` for `jaxblog.decoding`.
+
+`cached_decoder` runs the prompt once (`Bert.prefill`) under the model's
+application mask — causal for an LM, the UniLM seq2seq mask for a source
+segment — keeps every layer's keys/values in a fixed-size cache, and returns
+the `step_fn(tokens [N], state, index) -> (logits [N, V], state)` that
+`jaxblog.decoding.beam_search` / `sample` drive. Each step embeds one token,
+writes its keys/values into cache slot `P + index - 1` (`P` = padded prompt
+length) and attends over the cache, so no prefix is ever recomputed.
+
+Step 0 returns the logits the prefill already computed at each row's last
+prompt token (the token fed at step 0, `bos_id`, is ignored): for UniLM the
+source's final `[SEP]` must be seen bidirectionally by the source, so it cannot
+be deferred to a decoding step. Prompts are right-padded; generated tokens get
+position ids `length + index - 1` per row, exactly as in training where the
+target follows the source without gaps.
+
+Every leaf of the state has leading axis `B`, so the search functions can tile
+and reorder it by beam. Cache memory per token and sequence is
+`2 * num_layers * hidden_size * itemsize` bytes (`kv_bytes_per_token`).
+
+References: SPEC.md §6.2 (seq2seq decoding with UniLM), ANCHORS.md §5.4
+(cache layout, prompt prefill).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxblog import _checks
+from jaxblog.models.bert import Bert
+from jaxblog.models.transformer import TransformerConfig
+
+StepFn = Callable[[jax.Array, Any, jax.Array], Tuple[jax.Array, Any]]
+
+
+def kv_bytes_per_token(config: TransformerConfig, dtype=jnp.float32) -> int:
+  """Bytes of key/value cache one token of one sequence occupies."""
+  return 2 * config.num_layers * config.hidden_size * jnp.dtype(dtype).itemsize
+
+
+def cached_decoder(model: Bert, variables, input_ids: jax.Array,
+                   segment_ids: Optional[jax.Array] = None,
+                   attention_mask: Optional[jax.Array] = None, *,
+                   max_new_tokens: int, application: Optional[str] = None,
+                   target_segment: Optional[int] = None) -> Tuple[StepFn, Dict[str, Any]]:
+  """Prefills the prompt and returns `(step_fn, state)` for `jaxblog.decoding`.
+
+  Args:
+    model: a `Bert` whose config has `with_mlm=True`.
+    variables: its variables.
+    input_ids: int `[B, P]` right-padded prompts (for UniLM: `[CLS] src [SEP]`).
+    segment_ids: int `[B, P]` prompt segment ids (default zeros).
+    attention_mask: `[B, P]` nonzero at real prompt tokens (default all).
+    max_new_tokens: the `max_len` the search will run for.
+    application: `lm` or `unilm` (default `model.config.application`).
+    target_segment: segment id of generated tokens; default 1 for `unilm`
+      (the target segment), 0 for `lm`.
+
+  Returns:
+    `(step_fn, state)`; pass `state` to `beam_search` / `sample` with
+    `batch_size=B` and `max_len <= max_new_tokens`.
+
+  References: SPEC.md §6.2.
+  """
+  c = model.config
+  app = application or c.application
+  if app not in ("lm", "unilm"):
+    raise ValueError(f"cached decoding needs application 'lm' or 'unilm', got {app!r}")
+  if not c.with_mlm:
+    raise ValueError("cached decoding needs a model with an LM head (with_mlm=True)")
+  _checks.require_integer("input_ids", input_ids)
+  if jnp.ndim(input_ids) != 2:
+    raise ValueError(f"input_ids must have shape [B, P], got {jnp.shape(input_ids)}")
+  if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+    raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+  batch, prompt = input_ids.shape
+  total = prompt + max_new_tokens
+  if total - 1 > c.max_position:
+    raise ValueError(f"prompt length {prompt} + max_new_tokens {max_new_tokens} exceeds "
+                     f"max_position={c.max_position}")
+  if segment_ids is None:
+    segment_ids = jnp.zeros_like(input_ids)
+  valid = (jnp.ones(input_ids.shape, bool) if attention_mask is None
+           else jnp.asarray(attention_mask) != 0)
+  if target_segment is None:
+    target_segment = 1 if app == "unilm" else 0
+
+  logits, kvs = model.apply(variables, input_ids, segment_ids, valid,
+                            application=app, method=Bert.prefill)
+  grow = ((0, 0), (0, max_new_tokens), (0, 0), (0, 0))
+  cache = tuple((jnp.pad(k, grow), jnp.pad(v, grow)) for k, v in kvs)
+  state = {
+      "cache": cache,
+      "logits": logits.astype(jnp.float32),
+      "length": jnp.sum(valid, axis=-1).astype(jnp.int32),
+      "valid": jnp.pad(valid, ((0, 0), (0, max_new_tokens))),
+  }
+  slots = jnp.arange(total, dtype=jnp.int32)
+
+  def step_fn(tokens, state, index):
+    def first():
+      return state["logits"], state
+
+    def later():
+      slot = prompt + index - 1
+      generated = (slots >= prompt) & (slots <= slot)
+      key_mask = state["valid"] | generated[None, :]
+      positions = state["length"] + index - 1
+      segment = jnp.full(tokens.shape, target_segment, jnp.int32)
+      logits, cache = model.apply(variables, tokens, segment, positions, key_mask,
+                                  state["cache"], slot, method=Bert.decode_step)
+      return logits.astype(jnp.float32), {**state, "cache": cache}
+
+    return jax.lax.cond(index == 0, first, later)
+
+  return step_fn, state

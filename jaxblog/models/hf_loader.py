@@ -1,0 +1,255 @@
+"""Hugging Face BERT checkpoints -> `Bert` variables, and vocabulary trimming.
+
+`load_hf_bert(directory)` reads `config.json` and `model.safetensors` (parsed
+with `safetensors.numpy`, no PyTorch needed) and maps the `BertModel` tensor
+names (with or without the `bert.` prefix; `gamma`/`beta` LayerNorm names of
+old TF conversions too) onto `Bert`'s parameter tree. Linear weights are
+stored `[out, in]` by PyTorch and transposed here; query/key/value are fused
+into one `qkv` kernel. The pooler is not part of the last hidden states and is
+ignored. When the checkpoint has a `cls.predictions` MLM head it is loaded too
+(`with_mlm=True`).
+
+Every tensor is checked against the shape the config implies, so a config that
+does not match its weights fails with the tensor name and both shapes instead
+of producing garbage.
+
+`keep_tokens` slices the token embedding (and MLM bias) to a kept id list, the
+bert4keras trick for fine-tuning on a smaller vocabulary (SPEC.md §6.2).
+
+References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask" (SPEC.md §6.2,
+`keep_tokens`); DATA.md §2 (the MiniLM checkpoint used in the tests).
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Dict, Optional, Sequence, Tuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxblog.models.bert import Bert
+from jaxblog.models.transformer import ACTIVATIONS, TransformerConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def config_from_hf(hf: dict, *, with_mlm: bool = False) -> TransformerConfig:
+  """`TransformerConfig` from a Hugging Face BERT `config.json` dict."""
+  if hf.get("position_embedding_type", "absolute") != "absolute":
+    raise ValueError(f"{CONFIG_FILE}: position_embedding_type="
+                     f"{hf['position_embedding_type']!r} is not supported (only 'absolute')")
+  act = hf.get("hidden_act", "gelu")
+  if act not in ACTIVATIONS:
+    raise ValueError(f"{CONFIG_FILE}: hidden_act={act!r} is not supported "
+                     f"(one of {sorted(ACTIVATIONS)})")
+  try:
+    return TransformerConfig(
+        vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"],
+        num_layers=hf["num_hidden_layers"], num_heads=hf["num_attention_heads"],
+        intermediate_size=hf["intermediate_size"],
+        max_position=hf.get("max_position_embeddings", 512),
+        type_vocab_size=hf.get("type_vocab_size", 2), activation=act,
+        layer_norm_eps=hf.get("layer_norm_eps", 1e-12), with_mlm=with_mlm,
+        initializer_range=hf.get("initializer_range", 0.02))
+  except KeyError as e:
+    raise ValueError(f"{CONFIG_FILE} lacks the required key {e.args[0]!r}") from None
+
+
+class _Reader:
+  """Fetches HF tensors by name, checking presence and shape."""
+
+  def __init__(self, tensors: Dict[str, np.ndarray], path, model_prefix: str = "bert."):
+    self.path = path
+    prefix = model_prefix if any(k.startswith(model_prefix) for k in tensors) else ""
+    self.tensors = {k[len(prefix):] if k.startswith(prefix) else k: v
+                    for k, v in tensors.items()}
+
+  def has(self, name: str) -> bool:
+    return name in self.tensors
+
+  def get(self, name: str, shape: Tuple[int, ...], *alternatives: str) -> np.ndarray:
+    for candidate in (name,) + alternatives:
+      if candidate in self.tensors:
+        value = np.asarray(self.tensors[candidate], np.float32)
+        if value.shape != tuple(shape):
+          raise ValueError(f"{self.path}: tensor {candidate!r} has shape {value.shape}, "
+                           f"but {CONFIG_FILE} implies {tuple(shape)}")
+        return value
+    raise ValueError(f"{self.path}: missing tensor {name!r}")
+
+  def norm(self, prefix: str, width: int) -> dict:
+    return {"scale": self.get(f"{prefix}.weight", (width,), f"{prefix}.gamma"),
+            "bias": self.get(f"{prefix}.bias", (width,), f"{prefix}.beta")}
+
+  def dense(self, prefix: str, d_in: int, d_out: int) -> dict:
+    return {"kernel": self.get(f"{prefix}.weight", (d_out, d_in)).T,
+            "bias": self.get(f"{prefix}.bias", (d_out,))}
+
+
+def _layer(r: _Reader, i: int, c: TransformerConfig) -> dict:
+  h, n, d, f = c.hidden_size, c.num_heads, c.head_dim, c.intermediate_size
+  base = f"encoder.layer.{i}"
+  qkv = [r.dense(f"{base}.attention.self.{name}", h, h) for name in ("query", "key", "value")]
+  out = r.dense(f"{base}.attention.output.dense", h, h)
+  return {
+      "attn": {
+          "qkv": {"kernel": np.stack([p["kernel"].reshape(h, n, d) for p in qkv], axis=1),
+                  "bias": np.stack([p["bias"].reshape(n, d) for p in qkv], axis=0)},
+          "out": {"kernel": out["kernel"].reshape(n, d, h), "bias": out["bias"]},
+      },
+      "attn_norm": r.norm(f"{base}.attention.output.LayerNorm", h),
+      "ffn_in": r.dense(f"{base}.intermediate.dense", h, f),
+      "ffn_out": r.dense(f"{base}.output.dense", f, h),
+      "ffn_norm": r.norm(f"{base}.output.LayerNorm", h),
+  }
+
+
+def load_hf_bert(directory, *, keep_tokens: Optional[Sequence[int]] = None,
+                 with_mlm: Optional[bool] = None) -> Tuple[Bert, dict]:
+  """Loads a Hugging Face BERT directory as `(model, variables)`.
+
+  `model.apply(variables, input_ids, token_type_ids, attention_mask)` returns
+  the last hidden states `[B, T, H]` of PyTorch `BertModel` (or MLM logits
+  when `with_mlm`).
+
+  Args:
+    directory: folder with `config.json` and `model.safetensors`.
+    keep_tokens: optional token ids to keep (vocabulary trimming, see
+      `keep_tokens`); new id `i` is old id `keep_tokens[i]`.
+    with_mlm: load the `cls.predictions` MLM head; default: if present.
+
+  Returns:
+    `(Bert, {'params': ...})`.
+
+  Raises:
+    FileNotFoundError: the directory or one of its two files is missing.
+    ValueError: a tensor is missing or its shape disagrees with the config.
+
+  References: SPEC.md §6.2; DATA.md §2.
+  """
+  directory = pathlib.Path(directory)
+  if not directory.is_dir():
+    raise FileNotFoundError(f"load_hf_bert: {directory} is not a directory")
+  config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+  for path in (config_path, weights_path):
+    if not path.is_file():
+      raise FileNotFoundError(f"load_hf_bert: missing {path.name} in {directory}")
+  with open(config_path, encoding="utf-8") as f:
+    hf = json.load(f)
+  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+  r = _Reader(load_file(str(weights_path)), weights_path)
+  if with_mlm is None:
+    with_mlm = r.has("cls.predictions.transform.dense.weight")
+  c = config_from_hf(hf, with_mlm=with_mlm)
+  h = c.hidden_size
+  params = {
+      "token_embed": {"embedding": r.get("embeddings.word_embeddings.weight", (c.vocab_size, h))},
+      "position_embed": {"embedding": r.get("embeddings.position_embeddings.weight",
+                                            (c.max_position, h))},
+      "embed_norm": r.norm("embeddings.LayerNorm", h),
+  }
+  if c.type_vocab_size:
+    params["segment_embed"] = {"embedding": r.get("embeddings.token_type_embeddings.weight",
+                                                  (c.type_vocab_size, h))}
+  for i in range(c.num_layers):
+    params[f"layers_{i}"] = _layer(r, i, c)
+  if with_mlm:
+    params["mlm_dense"] = r.dense("cls.predictions.transform.dense", h, h)
+    params["mlm_norm"] = r.norm("cls.predictions.transform.LayerNorm", h)
+    params["mlm_bias"] = r.get("cls.predictions.bias", (c.vocab_size,))
+  variables = {"params": _to_jax(params)}
+  model = Bert(c)
+  if keep_tokens is not None:
+    model, variables = _trim_vocab(model, variables, keep_tokens)
+  return model, variables
+
+
+def gpt2_from_hf(hf: dict, tensors: Dict[str, np.ndarray]) -> Tuple[Bert, dict]:
+  """A Hugging Face GPT-2 (`GPT2LMHeadModel`) as a pre-LN causal `Bert`.
+
+  GPT-2 is the same Transformer with pre-LN blocks, a final LayerNorm, no
+  segment embeddings, tanh-GELU and a bare tied output projection; its
+  `Conv1D` weights are already stored `[in, out]`.
+
+  Args:
+    hf: the GPT-2 `config.json` dict (`model.config.to_dict()`).
+    tensors: name -> numpy array (`{k: v.numpy() for k, v in
+      model.state_dict().items()}`), with or without the `transformer.` prefix.
+
+  Returns:
+    `(Bert with application='lm', variables)` whose logits equal
+    `GPT2LMHeadModel`'s.
+  """
+  h, n = hf["n_embd"], hf["n_head"]
+  f = hf.get("n_inner") or 4 * h
+  c = TransformerConfig(
+      vocab_size=hf["vocab_size"], hidden_size=h, num_layers=hf["n_layer"], num_heads=n,
+      intermediate_size=f, max_position=hf["n_positions"], type_vocab_size=0,
+      pre_norm=True, activation=hf.get("activation_function", "gelu_new"),
+      layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5), with_mlm=True,
+      mlm_transform=False, mlm_bias=False, application="lm")
+  r = _Reader(tensors, "GPT-2 state dict", model_prefix="transformer.")
+  d = c.head_dim
+  params = {
+      "token_embed": {"embedding": r.get("wte.weight", (c.vocab_size, h))},
+      "position_embed": {"embedding": r.get("wpe.weight", (c.max_position, h))},
+      "final_norm": r.norm("ln_f", h),
+  }
+  for i in range(c.num_layers):
+    base = f"h.{i}"
+    params[f"layers_{i}"] = {
+        "attn": {
+            "qkv": {"kernel": r.get(f"{base}.attn.c_attn.weight", (h, 3 * h)).reshape(h, 3, n, d),
+                    "bias": r.get(f"{base}.attn.c_attn.bias", (3 * h,)).reshape(3, n, d)},
+            "out": {"kernel": r.get(f"{base}.attn.c_proj.weight", (h, h)).reshape(n, d, h),
+                    "bias": r.get(f"{base}.attn.c_proj.bias", (h,))},
+        },
+        "attn_norm": r.norm(f"{base}.ln_1", h),
+        "ffn_in": {"kernel": r.get(f"{base}.mlp.c_fc.weight", (h, f)),
+                   "bias": r.get(f"{base}.mlp.c_fc.bias", (f,))},
+        "ffn_out": {"kernel": r.get(f"{base}.mlp.c_proj.weight", (f, h)),
+                    "bias": r.get(f"{base}.mlp.c_proj.bias", (h,))},
+        "ffn_norm": r.norm(f"{base}.ln_2", h),
+    }
+  return Bert(c), {"params": _to_jax(params)}
+
+
+def _to_jax(tree):
+  if isinstance(tree, dict):
+    return {k: _to_jax(v) for k, v in tree.items()}
+  return jnp.asarray(tree)
+
+
+def keep_tokens(model: Bert, variables: dict, ids: Sequence[int]) -> Tuple[Bert, dict]:
+  """Trims the vocabulary to `ids`: embedding rows (and MLM bias) are sliced.
+
+  Args:
+    model: a `Bert`.
+    variables: its variables.
+    ids: old token ids to keep, in the new order (new id `i` = old `ids[i]`).
+
+  Returns:
+    `(model with vocab_size=len(ids), variables)`; logits of the trimmed model
+    equal the old logits at columns `ids`.
+
+  References: SPEC.md §6.2 (`keep_tokens`).
+  """
+  ids = np.asarray(ids)
+  vocab = model.config.vocab_size
+  if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
+    raise ValueError(f"keep_tokens: ids must be a non-empty 1-D integer sequence, "
+                     f"got shape {ids.shape} dtype {ids.dtype}")
+  if ids.min() < 0 or ids.max() >= vocab:
+    raise ValueError(f"keep_tokens: ids must lie in [0, {vocab}), got range "
+                     f"[{ids.min()}, {ids.max()}]")
+  params = dict(variables["params"])
+  params["token_embed"] = {"embedding": params["token_embed"]["embedding"][ids]}
+  if "mlm_bias" in params:
+    params["mlm_bias"] = params["mlm_bias"][ids]
+  new_model = Bert(model.config.replace(vocab_size=int(ids.size)))
+  return new_model, {**variables, "params": params}
+
+
+_trim_vocab = keep_tokens  # `load_hf_bert`'s argument of the same name shadows it.

@@ -1,0 +1,203 @@
+"""The Transformer block every model of articles 6 and 7 is built from.
+
+One configuration dataclass describes BERT, ALBERT (factorised embeddings and a
+single shared block), and a GPT-2-shaped causal LM (pre-LN, plain tied head);
+the masks decide what the model *is* (SPEC.md §6.1: "Transformer如戏，全靠Mask"),
+so the blocks here only ever see a boolean attention mask `[B, Q, K]`
+(`True` = may attend) built with `jaxblog.masks`.
+
+Attention takes an optional key/value cache so the same parameters serve both
+full-sequence training and one-token-at-a-time decoding; the cache layout is
+`[N, T, heads, head_dim]` per layer, written in place with
+`lax.dynamic_update_slice` (no stacking over layers, no slicing per step).
+The fused `qkv` projection makes one GEMM per layer instead of three, which is
+what matters for the small-row GEMMs of decoding on CPU (PERF.md lesson 4).
+
+References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask" (SPEC.md §6);
+Su 2020, "抛开约束，增强模型：一行代码提升albert表现" (SPEC.md §7).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+APPLICATIONS = ("encoder", "lm", "unilm", "permutation")
+ACTIVATIONS = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  """Hyper-parameters of the whole family.
+
+  Attributes:
+    vocab_size: number of token ids.
+    hidden_size: width `H` of the blocks.
+    num_layers: number of blocks `L` (applications of the shared block for
+      ALBERT).
+    num_heads: attention heads; must divide `hidden_size`.
+    intermediate_size: feed-forward width.
+    max_position: number of learned position embeddings.
+    type_vocab_size: number of segment embeddings (0 = none, as in GPT-2).
+    embedding_size: ALBERT's factorised embedding width `E` (with an `E -> H`
+      projection); `None` means `E = H` (BERT).
+    share_layers: one block applied `num_layers` times (ALBERT).
+    pre_norm: `False` = BERT's post-LN (LayerNorm after each residual sum and
+      on the embeddings); `True` = GPT-2's pre-LN plus a final LayerNorm.
+    activation: `gelu` (erf), `gelu_new`/`gelu_tanh` (tanh approximation) or
+      `relu`.
+    layer_norm_eps: LayerNorm epsilon.
+    dropout_rate: dropout on embeddings, attention output and FFN output.
+    with_mlm: `__call__` returns vocabulary logits (tied to the token
+      embedding) instead of hidden states.
+    mlm_transform: the BERT MLM head's Dense + activation + LayerNorm before
+      the tied projection; `False` = GPT-2's bare tied projection.
+    mlm_bias: a per-token output bias (BERT MLM).
+    application: default mask: `encoder` (bidirectional), `lm` (causal),
+      `unilm` (seq2seq from segment ids), `permutation` (order given at call).
+    initializer_range: standard deviation of the normal initialisers.
+  """
+  vocab_size: int
+  hidden_size: int = 256
+  num_layers: int = 4
+  num_heads: int = 4
+  intermediate_size: int = 1024
+  max_position: int = 512
+  type_vocab_size: int = 2
+  embedding_size: Optional[int] = None
+  share_layers: bool = False
+  pre_norm: bool = False
+  activation: str = "gelu"
+  layer_norm_eps: float = 1e-12
+  dropout_rate: float = 0.0
+  with_mlm: bool = False
+  mlm_transform: bool = True
+  mlm_bias: bool = True
+  application: str = "encoder"
+  initializer_range: float = 0.02
+
+  def __post_init__(self):
+    for name in ("vocab_size", "hidden_size", "num_layers", "num_heads",
+                 "intermediate_size", "max_position"):
+      value = getattr(self, name)
+      if not isinstance(value, int) or value < 1:
+        raise ValueError(f"TransformerConfig.{name} must be a positive int, got {value!r}")
+    if self.type_vocab_size < 0:
+      raise ValueError(f"TransformerConfig.type_vocab_size must be >= 0, got {self.type_vocab_size}")
+    if self.embedding_size is not None and self.embedding_size < 1:
+      raise ValueError(f"TransformerConfig.embedding_size must be positive or None, got {self.embedding_size}")
+    if self.hidden_size % self.num_heads:
+      raise ValueError(f"TransformerConfig.hidden_size={self.hidden_size} is not divisible "
+                       f"by num_heads={self.num_heads}")
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"TransformerConfig.activation must be one of {sorted(ACTIVATIONS)}, "
+                       f"got {self.activation!r}")
+    if self.application not in APPLICATIONS:
+      raise ValueError(f"TransformerConfig.application must be one of {APPLICATIONS}, "
+                       f"got {self.application!r}")
+    if not 0.0 <= self.dropout_rate < 1.0:
+      raise ValueError(f"TransformerConfig.dropout_rate must be in [0, 1), got {self.dropout_rate}")
+
+  @property
+  def head_dim(self) -> int:
+    return self.hidden_size // self.num_heads
+
+  @property
+  def embed_dim(self) -> int:
+    return self.embedding_size or self.hidden_size
+
+  def replace(self, **changes) -> "TransformerConfig":
+    return dataclasses.replace(self, **changes)
+
+
+def _init(config: TransformerConfig):
+  return nn.initializers.normal(config.initializer_range)
+
+
+KVCache = Tuple[jax.Array, jax.Array]
+
+
+class Attention(nn.Module):
+  """Multi-head self-attention over a bool mask, with an optional KV cache."""
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array,
+               cache: Optional[KVCache] = None,
+               slot: Optional[jax.Array] = None) -> Tuple[jax.Array, KVCache]:
+    """Attends `x` to itself, or to the cache after writing `x`'s keys into it.
+
+    Args:
+      x: `[B, Q, H]` inputs.
+      mask: bool `[B or 1, Q, K]`, `True` = may attend; `K = Q` without a
+        cache, `K` = cache length with one.
+      cache: optional `(keys, values)`, each `[B, K, heads, head_dim]`.
+      slot: int32 scalar, where `x`'s keys/values are written in the cache.
+
+    Returns:
+      `(out [B, Q, H], (keys, values))`: this call's keys/values without a
+      cache (for prefilling one), the updated cache with one.
+    """
+    c = self.config
+    qkv = nn.DenseGeneral((3, c.num_heads, c.head_dim), kernel_init=_init(c), name="qkv")(x)
+    q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
+    if cache is not None:
+      start = (0, slot, 0, 0)
+      k = jax.lax.dynamic_update_slice(cache[0], k.astype(cache[0].dtype), start)
+      v = jax.lax.dynamic_update_slice(cache[1], v.astype(cache[1].dtype), start)
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (1.0 / jnp.sqrt(c.head_dim).astype(q.dtype))
+    # `where` rather than an added bias: a fully masked row stays finite (uniform).
+    scores = jnp.where(mask[:, None], scores, jnp.finfo(scores.dtype).min)
+    weights = jax.nn.softmax(scores, axis=-1)
+    context = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    out = nn.DenseGeneral(c.hidden_size, axis=(-2, -1), kernel_init=_init(c), name="out")(context)
+    return out, (k, v)
+
+
+class Block(nn.Module):
+  """Attention + feed-forward with residuals; post-LN (BERT) or pre-LN (GPT-2)."""
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array, *, deterministic: bool = True,
+               cache: Optional[KVCache] = None, slot: Optional[jax.Array] = None
+               ) -> Tuple[jax.Array, KVCache]:
+    """Applies the block.
+
+    Args:
+      x: `[B, Q, H]`.
+      mask: bool `[B or 1, Q, K]`.
+      deterministic: disables dropout.
+      cache, slot: see `Attention`.
+
+    Returns:
+      `(y [B, Q, H], keys/values)` as `Attention` returns them.
+    """
+    c = self.config
+    attn_norm = nn.LayerNorm(c.layer_norm_eps, name="attn_norm")
+    ffn_norm = nn.LayerNorm(c.layer_norm_eps, name="ffn_norm")
+    drop = nn.Dropout(c.dropout_rate, deterministic=deterministic)
+    attention = Attention(c, name="attn")
+
+    def ffn(h):
+      h = nn.Dense(c.intermediate_size, kernel_init=_init(c), name="ffn_in")(h)
+      h = ACTIVATIONS[c.activation](h)
+      return nn.Dense(c.hidden_size, kernel_init=_init(c), name="ffn_out")(h)
+
+    if c.pre_norm:
+      h, kv = attention(attn_norm(x), mask, cache, slot)
+      x = x + drop(h)
+      x = x + drop(ffn(ffn_norm(x)))
+    else:
+      h, kv = attention(x, mask, cache, slot)
+      x = attn_norm(x + drop(h))
+      x = ffn_norm(x + drop(ffn(x)))
+    return x, kv

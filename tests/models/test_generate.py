@@ -1,0 +1,115 @@
+"""KV-cache decoding equals full recomputation, for LM and UniLM, with padding."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxblog import decoding
+from jaxblog.models.bert import Bert
+from jaxblog.models.generate import cached_decoder, kv_bytes_per_token
+from jaxblog.models.transformer import TransformerConfig
+
+BERT = TransformerConfig(vocab_size=40, hidden_size=16, num_layers=2, num_heads=2,
+                         intermediate_size=32, max_position=24, with_mlm=True)
+GPT = BERT.replace(pre_norm=True, type_vocab_size=0, mlm_transform=False, mlm_bias=False,
+                   activation="gelu_new", application="lm")
+PROMPT = np.array([[5, 6, 7, 8, 9], [11, 12, 13, 0, 0]], np.int32)
+LENGTHS = np.array([5, 3])
+CONT = np.array([[21, 22, 23, 24], [31, 32, 33, 34]], np.int32)
+
+
+def _setup(config):
+  model = Bert(config)
+  variables = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.asarray(PROMPT))
+  return model, variables
+
+
+def _full_logits(model, variables, application):
+  """Row-wise recomputation over prompt[:len] + continuation, right-padded."""
+  total = PROMPT.shape[1] + CONT.shape[1]
+  ids = np.zeros((2, total), np.int32)
+  seg = np.zeros((2, total), np.int32)
+  valid = np.zeros((2, total), bool)
+  for b, n in enumerate(LENGTHS):
+    ids[b, :n], ids[b, n:n + CONT.shape[1]] = PROMPT[b, :n], CONT[b]
+    valid[b, :n + CONT.shape[1]] = True
+    if application == "unilm":
+      seg[b, n:n + CONT.shape[1]] = 1
+  logits = jax.jit(lambda v: model.apply(v, ids, seg, valid, application=application))(
+      variables)
+  # logits for step i live at position len - 1 + i.
+  return np.stack([np.asarray(logits[b, n - 1:n - 1 + CONT.shape[1]])
+                   for b, n in enumerate(LENGTHS)])
+
+
+@pytest.mark.parametrize("config,application", [(BERT, "lm"), (BERT, "unilm"), (GPT, "lm")])
+def test_cached_steps_equal_recompute(config, application):
+  model, variables = _setup(config)
+  valid = PROMPT != 0
+  step_fn, state = cached_decoder(model, variables, jnp.asarray(PROMPT), None,
+                                  jnp.asarray(valid), max_new_tokens=CONT.shape[1],
+                                  application=application)
+  step = jax.jit(step_fn)
+  expected = _full_logits(model, variables, application)
+  tokens = jnp.zeros((2,), jnp.int32)  # bos: ignored at step 0
+  for i in range(CONT.shape[1]):
+    logits, state = step(tokens, state, jnp.int32(i))
+    np.testing.assert_allclose(logits, expected[:, i], atol=2e-5, rtol=1e-5)
+    tokens = jnp.asarray(CONT[:, i])
+
+
+def _recompute_step_fn(model, variables, prompt, lengths, max_len):
+  """The naive decoder: keep a token buffer, rerun the whole model each step."""
+  width = prompt.shape[1] + max_len
+  buf = jnp.pad(prompt, ((0, 0), (0, max_len)))
+
+  def step_fn(tokens, state, index):
+    rows = jnp.arange(tokens.shape[0])
+    where = state["length"] + index - 1
+    buf = jnp.where(index > 0, state["buf"].at[rows, where].set(tokens), state["buf"])
+    valid = jnp.arange(width)[None, :] < (state["length"] + index)[:, None]
+    logits = model.apply(variables, buf, None, valid, application="lm")
+    last = state["length"] + index - 1
+    return logits[rows, last], {"buf": buf, "length": state["length"]}
+
+  return step_fn, {"buf": buf, "length": jnp.asarray(lengths, jnp.int32)}
+
+
+def test_beam_search_and_greedy_match_recompute():
+  model, variables = _setup(GPT)
+  max_len = 6
+  kwargs = dict(batch_size=2, beam_size=3, max_len=max_len, bos_id=0, eos_id=1)
+
+  @jax.jit
+  def run(variables):
+    cached = cached_decoder(model, variables, jnp.asarray(PROMPT), None,
+                            jnp.asarray(PROMPT != 0), max_new_tokens=max_len)
+    naive = _recompute_step_fn(model, variables, jnp.asarray(PROMPT), LENGTHS, max_len)
+    beams = [decoding.beam_search(f, s, **kwargs) for f, s in (cached, naive)]
+    greedy = [decoding.sample(f, s, jax.random.PRNGKey(0), batch_size=2, max_len=max_len,
+                              bos_id=0, eos_id=1, top_k=1) for f, s in (cached, naive)]
+    return beams, greedy
+
+  (beam_c, beam_n), (greedy_c, greedy_n) = run(variables)
+  np.testing.assert_array_equal(beam_c[0], beam_n[0])
+  np.testing.assert_allclose(beam_c[1], beam_n[1], atol=1e-5)
+  np.testing.assert_array_equal(greedy_c, greedy_n)
+
+
+def test_kv_bytes_per_token():
+  assert kv_bytes_per_token(GPT) == 2 * 2 * 16 * 4
+  assert kv_bytes_per_token(GPT, jnp.bfloat16) == 2 * 2 * 16 * 2
+
+
+def test_errors():
+  model, variables = _setup(BERT)
+  prompt = jnp.asarray(PROMPT)
+  with pytest.raises(ValueError, match="'lm' or 'unilm'"):
+    cached_decoder(model, variables, prompt, max_new_tokens=3, application="encoder")
+  with pytest.raises(ValueError, match="max_new_tokens"):
+    cached_decoder(model, variables, prompt, max_new_tokens=0, application="lm")
+  with pytest.raises(ValueError, match="max_position"):
+    cached_decoder(model, variables, prompt, max_new_tokens=30, application="lm")
+  with pytest.raises(ValueError, match="LM head"):
+    cached_decoder(Bert(BERT.replace(with_mlm=False)), variables, prompt, max_new_tokens=3,
+                   application="lm")
