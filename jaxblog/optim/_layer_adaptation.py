@@ -10,6 +10,8 @@ Two things the peers lack: a regex exclusion list for the ratio itself, and
 parameter `[L, ...]` instead of one ratio for the whole stack. Norms are taken
 once, in float32, as `sqrt(sum(x*x))` so XLA can fuse the reductions with the
 producer of `u` and no parameter-sized temporary is needed for the norm.
+Like the reference, a leaf whose squared norm underflows to 0 (entries below
+~1e-19 in float32) counts as zero and keeps ratio 1.
 
 References:
   SPEC.md §1.2 (《6个派生优化器的简单介绍及其实现》, layer adaptation);

@@ -15,6 +15,9 @@ iff its raw gradient row is not all zero; untouched rows get a zero update.
 The mask comes from the gradient entering this wrapper (computed once per
 leaf as `any(g != 0, axis=-1)`), so it is exact unless a touched row's
 gradient is exactly zero. Cost is dense: one extra read of the gradient.
+With `freeze_state=True`, XLA:CPU copies each frozen state tree once per
+step (the update and the selected state both read the old state, so it
+cannot be overwritten in place); see BUILD_NOTES.md for the measured cost.
 
 References:
   SPEC.md §1.6 (《6个派生优化器的简单介绍及其实现》, lazy optimization;
@@ -32,9 +35,12 @@ from jaxblog.optim import _names
 
 
 def _row_mask(g):
+  # max|g| != 0 rather than any(g != 0): a float max-reduction fuses with its
+  # producer, while XLA:CPU lowers a bool reduce through a [.., d] temporary.
+  # NaN rows count as touched (NaN != 0), like any(g != 0).
   if g.ndim == 0:
     return g != 0
-  return jnp.any(g != 0, axis=-1, keepdims=True)
+  return jnp.max(jnp.abs(g), axis=-1, keepdims=True) != 0
 
 
 def _freeze(old_state, new_state, params_def, masks):

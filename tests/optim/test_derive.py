@@ -6,7 +6,7 @@ import optax
 import pytest
 
 from jaxblog import optim
-from optim_testutil import assert_trees_close, count_traces, make_params, run
+from tests.optim._util import assert_trees_close, count_traces, make_params, run
 
 
 def test_schedule_multiplies_learning_rate():

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from jaxblog import optim
-from optim_testutil import assert_trees_close, count_traces, make_params, run
+from tests.optim._util import assert_trees_close, count_traces, make_params, run
 
 
 def test_derive_with_layer_adaptation_equals_optax_lamb():
@@ -20,9 +20,14 @@ def test_derive_with_layer_adaptation_equals_optax_lamb():
     assert_trees_close(a, b, rtol=2e-5, atol=1e-6)
 
 
+# Norms are sqrt(sum(x*x)) in float32 (as the reference): entries below ~1e-19
+# square to zero and count as a zero update, so keep magnitudes >= 1e-6 or 0.
+_ELEMENTS = st.floats(-3, 3, width=32).map(lambda x: 0.0 if abs(x) < 1e-6 else x)
+
+
 @settings(max_examples=25, deadline=None)
-@given(hnp.arrays(np.float32, (3, 4), elements=st.floats(-3, 3, width=32)),
-       hnp.arrays(np.float32, (3, 4), elements=st.floats(-3, 3, width=32)))
+@given(hnp.arrays(np.float32, (3, 4), elements=_ELEMENTS),
+       hnp.arrays(np.float32, (3, 4), elements=_ELEMENTS))
 def test_closed_form_per_leaf(p, u):
   tx = optim.layer_adaptation()
   out, _ = tx.update({"w": jnp.asarray(u)}, tx.init(None), {"w": jnp.asarray(p)})

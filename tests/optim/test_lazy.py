@@ -6,7 +6,7 @@ import optax
 import pytest
 
 from jaxblog import optim
-from optim_testutil import count_traces, run
+from tests.optim._util import count_traces, run
 
 V, D, N = 12, 4, 8
 

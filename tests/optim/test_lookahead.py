@@ -6,7 +6,7 @@ import optax
 import pytest
 
 from jaxblog import optim
-from optim_testutil import assert_trees_close, count_traces, loss_fn, make_params, run
+from tests.optim._util import assert_trees_close, count_traces, loss_fn, make_params, run
 
 
 @pytest.mark.parametrize("k,alpha", [(5, 0.5), (3, 0.8), (1, 0.3)])

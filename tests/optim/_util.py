@@ -1,4 +1,4 @@
-"""Shared helpers for the optimizer tests: a small problem and a runner."""
+"""Shared helpers for the optimizer tests: a small problem, a runner, trace counting."""
 import jax
 import jax.numpy as jnp
 import numpy as np
