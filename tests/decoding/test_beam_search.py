@@ -45,19 +45,19 @@ def test_full_width_beam_is_exhaustive_search(alpha, min_len, gather):
     assert np.all(np.diff(scores[b, :n]) <= 0)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_beam_one_is_greedy_and_early_exit_is_invisible(seed):
-  vocab, length, batch = 7, 6, 3
-  model = ToyRNN(seed=seed, vocab=vocab, max_len=length)
-  state = model.init(batch, seed)
+def test_beam_one_is_greedy_and_early_exit_is_invisible():
+  vocab, length, batch = 7, 6, 8
+  model = ToyRNN(seed=0, vocab=vocab, max_len=length)
+  state = model.init(batch)
   kw = dict(batch_size=batch, max_len=length, bos_id=BOS, eos_id=EOS)
   # Greedy decoding by hand, recording the hypotheses that end one step off the
   # greedy path (EOS as the runner-up: beam 1 keeps 2 candidates a step).
   st, tok = state, jnp.full((batch,), BOS, jnp.int32)
   greedy, total, alive = [], np.zeros(batch), np.ones(batch, bool)
+  step = jax.jit(model.step)
   off_path = np.full(batch, -np.inf)
   for t in range(length):
-    logits, st = model.step(tok, st, t)
+    logits, st = step(tok, st, t)
     logp = np.asarray(jax.nn.log_softmax(logits))
     runner_up = np.argsort(-logp, axis=-1)[:, 1]
     off_path = np.where(alive & (runner_up == EOS),
@@ -77,6 +77,7 @@ def test_beam_one_is_greedy_and_early_exit_is_invisible(seed):
   np.testing.assert_allclose(scores1[:, 0], np.maximum(total, off_path), rtol=1e-5)
   wins = total >= off_path
   np.testing.assert_array_equal(np.asarray(seqs1[wins, 0]), greedy[wins])
+  assert not wins.all() and wins.any()  # both cases occur in this toy batch
   # early exit never changes the answer
   for alpha in (0.0, 0.8):
     a = beam_search(model.step, state, beam_size=3, length_penalty=alpha, **kw)
@@ -84,18 +85,6 @@ def test_beam_one_is_greedy_and_early_exit_is_invisible(seed):
                     early_exit=False, **kw)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_allclose(a[1], b[1])
-
-
-def test_wider_beam_never_scores_worse():
-  model = ToyRNN(seed=11, vocab=6, max_len=5)
-  state = model.init(4)
-  kw = dict(batch_size=4, max_len=5, bos_id=BOS, eos_id=EOS, length_penalty=0.6)
-  best = [np.asarray(beam_search(model.step, state, beam_size=k, **kw)[1][:, 0])
-          for k in (1, 4, 64)]
-  truth = [exhaustive(model, jax.tree.map(lambda x: x[b:b + 1], state), max_len=5,
-                      bos=BOS, eos=EOS, alpha=0.6)[0][0] for b in range(4)]
-  assert np.all(best[2] >= best[0] - 1e-6)
-  np.testing.assert_allclose(best[2], truth, rtol=1e-5)
 
 
 def test_min_len_and_eos_padding():
@@ -129,14 +118,14 @@ def test_prompt_forced_and_scores_exclude_it():
     np.testing.assert_allclose([s for s, _ in got], [s for s, _ in truth], rtol=1e-5)
 
 
-def _reference_beam(model, state_row, topk, max_len):
+def _reference_beam(step_fn, state_row, topk, max_len):
   """bert4keras HEAD rule (SPEC.md §6.2), one input, host loop, numpy scores."""
   ids = np.zeros((1, 0), np.int32)
   scores = np.zeros(1)
   st = state_row
   tokens = jnp.full((1,), BOS, jnp.int32)
   for step in range(max_len):
-    logits, st = model.step(tokens, st, step)
+    logits, st = step_fn(tokens, st, step)
     cand = scores[:, None] + np.asarray(jax.nn.log_softmax(logits), np.float64)
     flat = np.argsort(-cand, axis=None, kind="stable")[:topk]
     parent, tok = flat // cand.shape[1], flat % cand.shape[1]
@@ -152,17 +141,17 @@ def _reference_beam(model, state_row, topk, max_len):
   return ids[0], scores[0]
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_reference_stop_rule_matches_host_loop(seed):
-  model = ToyRNN(seed=20 + seed, vocab=5, max_len=7, scale=1.0)
-  batch, beams, length = 3, 3, 7
-  state = model.init(batch, seed)
+def test_reference_stop_rule_matches_host_loop():
+  model = ToyRNN(seed=20, vocab=5, max_len=7, scale=1.0)
+  batch, beams, length = 6, 3, 7
+  state = model.init(batch)
+  step = jax.jit(model.step)
   seqs, scores = jax.jit(lambda s: beam_search(
       model.step, s, batch_size=batch, beam_size=beams, max_len=length, bos_id=BOS,
       eos_id=EOS, stop_rule="reference"))(state)
   for b in range(batch):
     want, want_score = _reference_beam(
-        model, jax.tree.map(lambda x: x[b:b + 1], state), beams, length)
+        step, jax.tree.map(lambda x: x[b:b + 1], state), beams, length)
     np.testing.assert_array_equal(np.asarray(seqs[b, 0, :len(want)]), want)
     np.testing.assert_allclose(scores[b, 0], want_score, rtol=1e-5)
     row = np.asarray(scores[b])

@@ -62,7 +62,8 @@ def test_frequencies_match_truncated_softmax(temperature, top_k, top_p):
 def test_truncate_logits_matches_numpy():
   z = jax.random.normal(jax.random.PRNGKey(3), (5, 11)) * 2
   for temperature, top_k, top_p in [(1.0, 0, 0.5), (0.5, 5, 0.9), (1.3, 2, 1.0)]:
-    cand, ids = truncate_logits(z, temperature=temperature, top_k=top_k, top_p=top_p)
+    cand, ids = jax.jit(lambda z: truncate_logits(
+        z, temperature=temperature, top_k=top_k, top_p=top_p))(z)
     probs = np.zeros((5, 11))
     p = np.asarray(jax.nn.softmax(cand, axis=-1))
     if ids is None:
@@ -81,8 +82,9 @@ def test_top_k_one_is_greedy_and_eos_pads():
   got = sample(model.step, state, jax.random.PRNGKey(9), batch_size=batch,
                max_len=length, bos_id=BOS, eos_id=EOS, top_k=1, temperature=0.3)
   st, tok, alive, want = state, jnp.full((batch,), BOS, jnp.int32), np.ones(batch, bool), []
+  step = jax.jit(model.step)
   for t in range(length):
-    logits, st = model.step(tok, st, t)
+    logits, st = step(tok, st, t)
     tok = jnp.argmax(logits, -1).astype(jnp.int32)
     want.append(np.where(alive, np.asarray(tok), EOS))
     alive &= np.asarray(tok) != EOS
