@@ -77,10 +77,7 @@ def _log_partition_sequential(chain, unroll=1):
   init = (jnp.ones((n, k), em.dtype), jnp.zeros((n,), em.dtype))
   xs = (jnp.swapaxes(shifted, 0, 1), mask.T, first.T)
   (p, c), _ = lax.scan(step, init, xs, unroll=unroll)
-  tail = end - r
-  tail_top = _finite_or_zero(lax.stop_gradient(jnp.max(tail)))
-  total = jnp.sum(p * jnp.exp(tail - tail_top)[None, :], axis=1)
-  out = c + _safe_log(total) + tail_top
+  out = c + jax.nn.logsumexp(_safe_log(p) + (end - r)[None, :], axis=1)
   return jnp.where(jnp.any(mask, axis=1), out, 0.0)
 
 
@@ -127,10 +124,7 @@ def _log_partition_parallel(chain):
     s = jnp.where(s > 0, s, 1.0)
     mats = prod / s[..., None, None]
     scale = scale[:, 0::2] + scale[:, 1::2] + jnp.log(s)
-  row = mats[:, 0, 0, :]
-  tail_top = _finite_or_zero(lax.stop_gradient(jnp.max(end)))
-  total = jnp.sum(row * jnp.exp(end - tail_top)[None, :], axis=1)
-  out = scale[:, 0] + _safe_log(total) + tail_top
+  out = scale[:, 0] + jax.nn.logsumexp(_safe_log(mats[:, 0, 0, :]) + end[None, :], axis=1)
   return jnp.where(jnp.any(mask, axis=1), out, 0.0)
 
 

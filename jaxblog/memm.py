@@ -1,0 +1,174 @@
+"""Maximum-entropy Markov model (MEMM) and Su's bidirectional MEMM loss.
+
+Design: a MEMM normalises locally, `P(y_t | y_prev, x) = softmax_j(f_t(j) +
+T[y_prev, j])`, so its log-likelihood is a plain per-token cross-entropy whose
+logits gather one transition row per position: no recursion, fully parallel,
+as cheap as a softmax tagger. The right-to-left direction conditions on the
+tag at the *next valid* position and uses `T.T`; the Bi-MEMM loss is the mean
+of the two directions (same parameters). Like `jaxblog.crf`, the chain links
+valid positions in order, so left padding and gaps work, and a sequence with
+no valid position scores 0.
+
+Transitions may be a `[K, K]` array or a low-rank pair `(L, R)` with
+`T = L @ R.T` (`L, R: [K, d]`); the pair is never multiplied out, so huge tag
+sets stay cheap (SPEC.md §8.2). Decoding uses `jaxblog.crf.viterbi` on the
+same scores (materialise `L @ R.T` for it). `lr_multiplier_init` /
+`lr_multiplier_apply` give the reference's learning-rate multiplier
+reparametrisation for transition matrices (CRF or MEMM).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxblog import _checks
+from jaxblog.crf import _inputs
+
+_DIRECTIONS = ("l2r", "r2l", "both")
+
+
+def _rows(trans, tags):
+  """`T[tags, :]` for a dense matrix or a low-rank pair, shape `[N, T, K]`."""
+  if isinstance(trans, tuple):
+    left, right = trans
+    return jnp.take(left, tags, axis=0) @ right.T
+  return jnp.take(trans, tags, axis=0)
+
+
+def _transpose(trans):
+  if isinstance(trans, tuple):
+    return (trans[1], trans[0])
+  return trans.T
+
+
+def _one_direction(em, tags, trans, mask, average_scores):
+  """Sum over valid positions of `log P(y_t | y_prev(t), x)`, left to right."""
+  first, _, prev = _inputs.boundaries(mask)
+  prev_tag = jnp.take_along_axis(tags, jnp.maximum(prev, 0), axis=1)
+  linked = (mask & ~first)[..., None]
+  trans_rows = _rows(trans, prev_tag)
+  # Unlinked positions average f with itself: (f + f) / 2 = f.
+  logits = jnp.where(linked, em + trans_rows, 2.0 * em if average_scores else em)
+  if average_scores:
+    logits = logits / 2
+  logp = jax.nn.log_softmax(logits, axis=-1)
+  gold = jnp.take_along_axis(logp, tags[..., None], axis=-1)[..., 0]
+  return jnp.sum(jnp.where(mask, gold, 0.0), axis=1)
+
+
+def _reverse_valid(x, mask):
+  """Reverses the valid entries of each row in place (`[N, T, ...]`).
+
+  Valid position number `i` (0-based, from the left) receives the value of
+  valid position number `n - 1 - i`; invalid positions keep their value.
+  """
+  count = jnp.cumsum(mask, axis=1, dtype=jnp.int32)
+  total = count[:, -1:]
+  length = mask.shape[1]
+  want = total - count  # rank (from the left) of the source valid position
+  # Position of the valid entry with rank r: first index where count == r + 1.
+  pos_of_rank = jax.vmap(
+      lambda c: jnp.searchsorted(c, jnp.arange(1, length + 1), side="left"))(count)
+  src = jnp.take_along_axis(pos_of_rank, jnp.clip(want, 0, length - 1), axis=1)
+  src = jnp.where(mask, src, jnp.arange(length)[None, :])
+  src = src.reshape(src.shape + (1,) * (x.ndim - 2))
+  return jnp.take_along_axis(x, jnp.broadcast_to(src, x.shape), axis=1)
+
+
+def _check_transitions(transitions, k):
+  if isinstance(transitions, (tuple, list)):
+    if len(transitions) != 2:
+      raise ValueError(
+          f"low-rank transitions must be a pair (L, R), got {len(transitions)} items")
+    left, right = transitions
+    for name, x in (("transitions[0] (L)", left), ("transitions[1] (R)", right)):
+      _checks.require_floating(name, x)
+      if np.ndim(x) != 2 or np.shape(x)[0] != k:
+        raise ValueError(f"{name} must have shape [K, d] with K={k}, got {np.shape(x)}")
+    if np.shape(left)[1] != np.shape(right)[1]:
+      raise ValueError(
+          f"low-rank factors must share d: L {np.shape(left)}, R {np.shape(right)}")
+    return tuple(transitions)
+  _inputs.check_transitions(transitions, k)
+  return transitions
+
+
+def log_likelihood(emissions, tags, transitions, mask=None, *, direction="both",
+                   average_scores=False):
+  """Per-sequence MEMM log-likelihood (sum of local log-probabilities).
+
+  Left to right: `log softmax(f_1)[y_1] + sum_t log softmax(f_t + T[y_prev])[y_t]`;
+  right to left: the same on the valid positions in reverse with `T.T`;
+  `"both"`: the mean of the two (Su's Bi-MEMM).
+
+  Args:
+    emissions: `[..., T, K]` floating scores (bf16/fp16 computed in float32).
+    tags: integer `[..., T]` in `[0, K)` at valid positions.
+    transitions: `[K, K]` (`T[i, j]`: tag `i` followed by `j`) or a low-rank
+      pair `(L [K, d], R [K, d])` meaning `T = L @ R.T`.
+    mask: optional bool `[..., T]`, True = valid; any validity pattern.
+    direction: `"l2r"`, `"r2l"` or `"both"`.
+    average_scores: use the reference's logits `(f_t + T[y_prev]) / 2`
+      (`f_1` alone at the first position) instead of the sum.
+
+  Returns:
+    `[...]` log-likelihoods (<= 0) in the compute dtype; 0 where no position
+    is valid. Negate and divide by the token count for the reference's
+    token-mean loss.
+
+  References:
+    Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.1–8.2).
+  """
+  if direction not in _DIRECTIONS:
+    raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+  _checks.require_floating("emissions", emissions)
+  _checks.require_min_rank("emissions", emissions, 2, "[..., T, K]")
+  k = int(np.shape(emissions)[-1])
+  low_rank = isinstance(transitions, (tuple, list))
+  trans = _check_transitions(transitions, k)
+  # prepare() validates and flattens; with low rank it gets an unused [K, K]
+  # stand-in (dead code under jit) so the factors are never multiplied out.
+  placeholder = jnp.zeros((k, k), jnp.result_type(*trans)) if low_rank else trans
+  chain, flat = _inputs.prepare(emissions, tags=tags, transitions=placeholder, mask=mask)
+  dtype = chain.emissions.dtype
+  if low_rank:
+    trans = tuple(jnp.asarray(x, dtype) for x in trans)
+  else:
+    trans = chain.transitions
+  em, m = chain.emissions, chain.mask
+  parts = []
+  if direction in ("l2r", "both"):
+    parts.append(_one_direction(em, flat, trans, m, average_scores))
+  if direction in ("r2l", "both"):
+    parts.append(_one_direction(_reverse_valid(em, m), _reverse_valid(flat, m),
+                                _transpose(trans), m, average_scores))
+  out = parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2
+  return _inputs.restore(out, chain.batch_shape)
+
+
+def lr_multiplier_init(value, multiplier):
+  """Stored parameter for a learning-rate multiplier `m`: `value / m`.
+
+  Train the stored array and read the effective one with
+  `lr_multiplier_apply(stored, m) = m * stored`: the effective parameter then
+  moves `m` times faster under Adam (`m**2` under SGD), the reference's
+  `lr_multiplier` for CRF/MEMM transitions (SPEC.md §8.2).
+
+  Args:
+    value: initial effective parameter (e.g. Glorot-uniform `[K, K]`).
+    multiplier: positive scalar `m`.
+
+  Returns:
+    The array to store and optimise.
+  """
+  if not multiplier > 0:
+    raise ValueError(f"multiplier must be positive, got {multiplier!r}")
+  return jnp.asarray(value) / multiplier
+
+
+def lr_multiplier_apply(stored, multiplier):
+  """Effective parameter `multiplier * stored` (see `lr_multiplier_init`)."""
+  if not multiplier > 0:
+    raise ValueError(f"multiplier must be positive, got {multiplier!r}")
+  return jnp.asarray(stored) * multiplier
