@@ -1,0 +1,145 @@
+"""Beam-search overhead: time per step of `beam_search` vs the step function alone.
+
+The "model" is a one-layer cached decoder (embedding, attention over a
+`[N, max_len, H]` KV cache written in place, output projection to V), so the
+search has a real state to gather along the beam axis every step. For each
+(beam, vocabulary) we time, interleaved and jitted:
+
+* `step`: `max_len` calls of the step function alone in a `fori_loop`, same
+  rows `N = batch * beam`, tokens fed back without any search;
+* `beam/take`, `beam/one_hot`: `beam_search(..., early_exit=False)` (all
+  `max_len` steps) with either state gather.
+
+and report ms per step, the overhead `(beam - step) / step`, and XLA temp bytes.
+
+Usage: python experiments/bench_decoding.py [--quick] [--reps 7]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxblog.decoding import beam_search
+
+HIDDEN = 256
+
+
+def make_model(vocab, max_len, seed=0):
+  k = jax.random.split(jax.random.PRNGKey(seed), 4)
+  params = {
+      "emb": jax.random.normal(k[0], (vocab, HIDDEN)) * 0.02,
+      "wqkv": jax.random.normal(k[1], (HIDDEN, 3 * HIDDEN)) / np.sqrt(HIDDEN),
+      "wo": jax.random.normal(k[2], (HIDDEN, HIDDEN)) / np.sqrt(HIDDEN),
+      "out": jax.random.normal(k[3], (HIDDEN, vocab)) / np.sqrt(HIDDEN),
+  }
+
+  def step(tokens, state, index):
+    x = params["emb"][tokens]                                   # [N, H]
+    q, kk, v = jnp.split(x @ params["wqkv"], 3, axis=-1)
+    keys = jax.lax.dynamic_update_index_in_dim(state["k"], kk, index, axis=1)
+    vals = jax.lax.dynamic_update_index_in_dim(state["v"], v, index, axis=1)
+    att = jnp.einsum("nh,nth->nt", q, keys) / np.sqrt(HIDDEN)
+    att = jnp.where(jnp.arange(max_len)[None, :] <= index, att, -1e30)
+    h = x + jnp.einsum("nt,nth->nh", jax.nn.softmax(att, axis=-1), vals) @ params["wo"]
+    return h @ params["out"], {"k": keys, "v": vals}
+
+  def init(rows):
+    z = jnp.zeros((rows, max_len, HIDDEN), jnp.float32)
+    return {"k": z, "v": z}
+
+  return step, init
+
+
+def build(vocab, beams, batch, max_len):
+  step, init = make_model(vocab, max_len)
+
+  def step_only(state):
+    rows = batch * beams
+    state = jax.tree.map(lambda x: jnp.repeat(x, beams, axis=0), state)
+
+    def body(i, carry):
+      tokens, st, acc = carry
+      logits, st = step(tokens, st, i)
+      # read every logit (a max, cheaper than any search) so XLA keeps the
+      # whole projection
+      return (tokens + 1) % vocab, st, acc + logits.max(axis=-1)
+
+    carry = (jnp.zeros((rows,), jnp.int32), state, jnp.zeros((rows,)))
+    return jax.lax.fori_loop(0, max_len, body, carry)[2]
+
+  def search(gather):
+    return lambda state: beam_search(step, state, batch_size=batch, beam_size=beams,
+                                     max_len=max_len, bos_id=0, eos_id=1,
+                                     length_penalty=0.6, early_exit=False,
+                                     gather=gather)
+
+  fns = {"step": step_only, "beam/take": search("take"),
+         "beam/one_hot": search("one_hot")}
+  return {k: jax.jit(f) for k, f in fns.items()}, init(batch)
+
+
+def time_interleaved(fns, arg, reps):
+  for f in fns.values():
+    jax.block_until_ready(f(arg))
+  samples = {k: [] for k in fns}
+  for _ in range(reps):
+    for k, f in fns.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(f(arg))
+      samples[k].append(time.perf_counter() - t0)
+  return {k: float(np.median(v)) for k, v in samples.items()}
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--quick", action="store_true")
+  ap.add_argument("--reps", type=int, default=7)
+  ap.add_argument("--batch", type=int, default=4)
+  args = ap.parse_args()
+  max_len = 16 if args.quick else 32
+  vocabs = (1024, 8192) if args.quick else (1024, 8192, 32768)
+  beam_sizes = (1, 4) if args.quick else (1, 4, 16)
+  load0 = os.getloadavg()
+  rows = []
+  for vocab in vocabs:
+    for beams in beam_sizes:
+      fns, arg = build(vocab, beams, args.batch, max_len)
+      t = time_interleaved(fns, arg, args.reps)
+      temp = {k: f.lower(arg).compile().memory_analysis().temp_size_in_bytes
+              for k, f in fns.items()}
+      ms = {k: 1e3 * v / max_len for k, v in t.items()}
+      rows.append((vocab, beams, ms, temp))
+      print(f"V={vocab} K={beams}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in ms.items()),
+            flush=True)
+  load1 = os.getloadavg()
+  lines = [
+      f"batch {args.batch}, max_len {max_len}, hidden {HIDDEN}, cache "
+      f"[B*K, {max_len}, {HIDDEN}] x2, median of {args.reps}; "
+      f"load avg before {load0[0]:.1f}, after {load1[0]:.1f} (2 cores, shared).",
+      "",
+      "| V | beam | step alone ms/step | beam (take) ms/step | overhead take | "
+      "beam (one-hot) ms/step | overhead one-hot | temp MB step / take / one-hot |",
+      "|---|---|---|---|---|---|---|---|"]
+  for vocab, beams, ms, temp in rows:
+    s = ms["step"]
+    lines.append(
+        f"| {vocab} | {beams} | {s:.3f} | {ms['beam/take']:.3f} | "
+        f"{(ms['beam/take'] - s) / s:+.0%} | {ms['beam/one_hot']:.3f} | "
+        f"{(ms['beam/one_hot'] - s) / s:+.0%} | "
+        f"{temp['step'] / 2**20:.1f} / {temp['beam/take'] / 2**20:.1f} / "
+        f"{temp['beam/one_hot'] / 2**20:.1f} |")
+  table = "\n".join(lines)
+  print(table)
+  out = pathlib.Path("runs/bench")
+  out.mkdir(parents=True, exist_ok=True)
+  (out / ("decoding_quick.md" if args.quick else "decoding.md")).write_text(table + "\n")
+
+
+if __name__ == "__main__":
+  main()
