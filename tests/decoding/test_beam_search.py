@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from _decoding_toys import ToyRNN, exhaustive
+from tests.decoding._decoding_toys import ToyRNN, exhaustive
 from jaxblog.decoding import beam_search
 
 BOS, EOS = 0, 1

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from _decoding_toys import ToyRNN
+from tests.decoding._decoding_toys import ToyRNN
 from jaxblog.decoding import sample, truncate_logits
 
 BOS, EOS = 0, 1
