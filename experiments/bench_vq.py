@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxblog import vq
+from jaxblog.experiment import report
 
 FULL = [(65536, 64, 512), (65536, 64, 8192), (262144, 32, 1024)]
 QUICK = [(16384, 64, 512), (16384, 64, 2048), (65536, 32, 1024)]
@@ -50,16 +51,15 @@ def naive(z, cb):
   return jnp.argmin(jnp.sum(jnp.square(z[:, None, :] - cb[None]), -1), -1).astype(jnp.int32)
 
 
-IMPLS = {"nearest": vq.nearest, "matmul": bare_matmul, "mm+argmin": mm_argmin, "naive": naive}
+IMPLS_JIT = {name: jax.jit(f) for name, f in
+             {"nearest": vq.nearest, "matmul": bare_matmul, "mm+argmin": mm_argmin,
+              "naive": naive}.items()}
 
 
-def extra_bytes(fn, z, cb):
-  mem = fn.lower(z, cb).compile().memory_analysis()
-  out = mem.output_size_in_bytes if fn is IMPLS_JIT["matmul"] else 0
-  return mem.temp_size_in_bytes + out
-
-
-IMPLS_JIT = {name: jax.jit(f) for name, f in IMPLS.items()}
+def extra_bytes(name, z, cb):
+  """XLA temporaries; for the matmul also its output, which is the [N, K] matrix."""
+  mem = IMPLS_JIT[name].lower(z, cb).compile().memory_analysis()
+  return mem.temp_size_in_bytes + (mem.output_size_in_bytes if name == "matmul" else 0)
 
 
 def time_once(fn, z, cb):
@@ -71,12 +71,12 @@ def time_once(fn, z, cb):
 def bench(n, d, k, reps, max_bytes):
   z = jax.random.normal(jax.random.key(0), (n, d), jnp.float32)
   cb = jax.random.normal(jax.random.key(1), (k, d), jnp.float32)
-  mem = {name: extra_bytes(fn, z, cb) for name, fn in IMPLS_JIT.items()}
+  mem = {name: extra_bytes(name, z, cb) for name in IMPLS_JIT}
   live = [name for name in IMPLS_JIT if mem[name] <= max_bytes]
   ref = np.asarray(IMPLS_JIT["mm+argmin"](z, cb)) if "mm+argmin" in live else None
   for name in live:
     out = IMPLS_JIT[name](z, cb)  # compile + warm up
-    if name not in ("matmul",) and ref is not None:
+    if name != "matmul" and ref is not None:
       agree = float(np.mean(np.asarray(out) == ref))
       assert agree > 0.999, (name, agree)
   times = {name: [] for name in live}
@@ -111,9 +111,7 @@ def main():
   head = ["(N, D, K)", "nearest ms", "matmul ms", "mm+argmin ms", "naive ms",
           "nearest÷matmul (≤1.2)", "naive÷nearest (≥3)", "nearest temp MiB (% N·K·4; <10%)",
           "matmul out+temp MiB", "mm+argmin temp MiB", "naive temp MiB"]
-  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-  lines += ["| " + " | ".join(r) + " |" for r in rows]
-  table = "\n".join(lines)
+  table = report.markdown_table(head, rows)
   note = (f"\nmedian of {args.reps} interleaved reps; jax {jax.__version__}, "
           f"{jax.devices()[0].platform}; load average before {load0[0]:.2f}, "
           f"after {load1[0]:.2f} (shared 2-core machine: timings are noisy)\n")

@@ -14,7 +14,7 @@ def brute_nearest(z, codebook):
   return np.argmin(d, axis=-1)  # numpy argmin returns the first minimum
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(data=st.data(), n=st.integers(1, 40), k=st.integers(1, 9), d=st.integers(1, 5),
        chunk=st.sampled_from([None, 1, 3, 7]))
 def test_matches_brute_force_with_ties(data, n, k, d, chunk):

@@ -143,3 +143,29 @@ def test_residual_quantize_matches_sequential_stages():
   assert np.mean((np.asarray(z) - np.asarray(res.quantized)) ** 2) < err1
   g = jax.grad(lambda z: jnp.sum(vq.residual_quantize(z, cbs).quantized))(z)
   np.testing.assert_allclose(g, 1.0)
+
+
+def test_helpers_under_jit_and_vmap():
+  idx = jnp.asarray([[0, 2, 2], [1, 1, 1]])
+  counts = jax.jit(lambda i: vq.code_counts(i, 4))(idx)
+  np.testing.assert_array_equal(counts, [1, 3, 2, 0])
+  masked = vq.code_counts(idx, 4, mask=jnp.asarray([[True, False, True], [False] * 3]))
+  np.testing.assert_array_equal(masked, [1, 0, 1, 0])
+  np.testing.assert_allclose(jax.jit(vq.perplexity)(counts), np_perplexity(idx, 4), rtol=1e-6)
+  np.testing.assert_allclose(vq.perplexity(jnp.zeros(4)), 1.0)
+  x = jnp.asarray([[3.0, 4.0], [0.0, 0.0]])
+  np.testing.assert_allclose(jax.jit(vq.l2_normalize)(x), [[0.6, 0.8], [0.0, 0.0]], rtol=1e-6)
+  np.testing.assert_allclose(jax.jit(vq.straight_through)(x, 2 * x), 2 * x)
+  # vmap over a batch of independent problems == one call each
+  z, cb = _data(shape=(3, 10, 4), k=6)
+  cbs = jnp.stack([cb, cb + 1.0, cb * 2.0])
+  res = jax.jit(jax.vmap(vq.quantize))(z, cbs)
+  for b in range(3):
+    one = vq.quantize(z[b], cbs[b])
+    np.testing.assert_array_equal(res.indices[b], one.indices)
+    np.testing.assert_allclose(res.loss[b], one.loss, rtol=1e-6)
+    np.testing.assert_allclose(res.perplexity[b], one.perplexity, rtol=1e-6)
+  states = jax.vmap(vq.ema_init)(cbs)
+  new = jax.vmap(vq.ema_update)(states, z, res.indices)
+  np.testing.assert_allclose(new.codebook[1], vq.ema_update(vq.ema_init(cbs[1]), z[1],
+                                                            res.indices[1]).codebook, rtol=1e-6)
