@@ -56,11 +56,16 @@ def from_ranks(query_rank: jax.Array, key_rank: jax.Array, *,
   _checks.require_integer("key_rank", key_rank)
   _checks.require_min_rank("query_rank", query_rank, 1, "[..., Q]")
   _checks.require_min_rank("key_rank", key_rank, 1, "[..., K]")
-  query_rank, key_rank = jnp.asarray(query_rank), jnp.asarray(key_rank)
-  lead = np.broadcast_shapes(query_rank.shape[:-1], key_rank.shape[:-1])
-  q = jnp.broadcast_to(query_rank, lead + query_rank.shape[-1:])[..., :, None]
-  k = jnp.broadcast_to(key_rank, lead + key_rank.shape[-1:])[..., None, :]
-  return (k < q) if strict else (k <= q)
+  return _pairwise(query_rank, key_rank, jnp.greater if strict else jnp.greater_equal)
+
+
+def _pairwise(query, key, op) -> jax.Array:
+  """`op(query[..., i], key[..., j])` over `[..., Q, K]`, leading axes broadcast."""
+  query, key = jnp.asarray(query), jnp.asarray(key)
+  lead = np.broadcast_shapes(query.shape[:-1], key.shape[:-1])
+  q = jnp.broadcast_to(query, lead + query.shape[-1:])[..., :, None]
+  k = jnp.broadcast_to(key, lead + key.shape[-1:])[..., None, :]
+  return op(q, k)
 
 
 def causal(length: int) -> jax.Array:
@@ -174,12 +179,7 @@ def segment(segment_ids: jax.Array, key_segment_ids: jax.Array | None = None
   _checks.require_integer("key_segment_ids", key_segment_ids)
   _checks.require_min_rank("segment_ids", segment_ids, 1, "[..., Q]")
   _checks.require_min_rank("key_segment_ids", key_segment_ids, 1, "[..., K]")
-  # Equality is "<= both ways" on the same ranks; written directly, it is one op.
-  q, k = jnp.asarray(segment_ids), jnp.asarray(key_segment_ids)
-  lead = np.broadcast_shapes(q.shape[:-1], k.shape[:-1])
-  q = jnp.broadcast_to(q, lead + q.shape[-1:])[..., :, None]
-  k = jnp.broadcast_to(k, lead + k.shape[-1:])[..., None, :]
-  return q == k
+  return _pairwise(segment_ids, key_segment_ids, jnp.equal)
 
 
 def combine(*masks: jax.Array | None) -> jax.Array | None:
