@@ -214,7 +214,7 @@ class Bert(nn.Module):
     Prompts are right-padded; `attention_mask` marks the real tokens.
 
     Returns:
-      `(logits [B, V], ((keys, values) per layer, each [B, T, heads, head_dim]))`.
+      `(logits [B, V], ((keys, values) per layer, each [B, heads, T, head_dim]))`.
     """
     _, valid = self._check_inputs(input_ids, segment_ids, attention_mask)
     hidden, kvs = self.encode(input_ids, segment_ids, attention_mask,
@@ -234,7 +234,7 @@ class Bert(nn.Module):
       positions: int `[N]`, their position ids.
       key_mask: bool `[N, K]`, the cache slots the new query may attend to
         (including `slot`).
-      cache: per layer `(keys, values)`, each `[N, K, heads, head_dim]`.
+      cache: per layer `(keys, values)`, each `[N, heads, K, head_dim]`.
       slot: int32 scalar, cache slot the new keys/values are written to.
 
     Returns:

@@ -8,7 +8,8 @@ so the blocks here only ever see a boolean attention mask `[B, Q, K]`
 
 Attention takes an optional key/value cache so the same parameters serve both
 full-sequence training and one-token-at-a-time decoding; the cache layout is
-`[N, T, heads, head_dim]` per layer, written in place with
+`[N, heads, T, head_dim]` per layer (the layout the attention dots read
+directly, so the cache is never transposed), written in place with
 `lax.dynamic_update_slice` (no stacking over layers, no slicing per step).
 The fused `qkv` projection makes one GEMM per layer instead of three, which is
 what matters for the small-row GEMMs of decoding on CPU (PERF.md lesson 4).
@@ -139,7 +140,7 @@ class Attention(nn.Module):
       x: `[B, Q, H]` inputs.
       mask: bool `[B or 1, Q, K]`, `True` = may attend; `K = Q` without a
         cache, `K` = cache length with one.
-      cache: optional `(keys, values)`, each `[B, K, heads, head_dim]`.
+      cache: optional `(keys, values)`, each `[B, heads, K, head_dim]`.
       slot: int32 scalar, where `x`'s keys/values are written in the cache.
 
     Returns:
@@ -148,16 +149,18 @@ class Attention(nn.Module):
     """
     c = self.config
     qkv = nn.DenseGeneral((3, c.num_heads, c.head_dim), kernel_init=_init(c), name="qkv")(x)
-    q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
+    # Heads before time: [B, heads, T, head_dim] is the layout both attention
+    # dots consume directly, so a cache kept in it is never transposed.
+    q, k, v = (jnp.swapaxes(qkv[..., i, :, :], 1, 2) for i in range(3))
     if cache is not None:
-      start = (0, slot, 0, 0)
+      start = (0, 0, slot, 0)
       k = jax.lax.dynamic_update_slice(cache[0], k.astype(cache[0].dtype), start)
       v = jax.lax.dynamic_update_slice(cache[1], v.astype(cache[1].dtype), start)
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (1.0 / jnp.sqrt(c.head_dim).astype(q.dtype))
+    scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) * (1.0 / jnp.sqrt(c.head_dim).astype(q.dtype))
     # `where` rather than an added bias: a fully masked row stays finite (uniform).
     scores = jnp.where(mask[:, None], scores, jnp.finfo(scores.dtype).min)
     weights = jax.nn.softmax(scores, axis=-1)
-    context = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    context = jnp.swapaxes(jnp.einsum("bhqk,bhkd->bhqd", weights, v), 1, 2)
     out = nn.DenseGeneral(c.hidden_size, axis=(-2, -1), kernel_init=_init(c), name="out")(context)
     return out, (k, v)
 
