@@ -164,3 +164,14 @@ def test_all_builders_jit():
   valid = jnp.array([[True, False]])
   np.testing.assert_array_equal(jax.jit(masks.padding)(valid), masks.padding(valid))
   np.testing.assert_array_equal(jax.jit(masks.to_bias)(valid), masks.to_bias(valid))
+
+
+def test_from_ranks_and_combine_under_jit():
+  q = jnp.array([[0, 2, 1]])
+  k = jnp.array([[1, 1, 0, 2]])
+  want = np.array([[r_k <= r_q for r_k in k[0]] for r_q in q[0]])
+  np.testing.assert_array_equal(jax.jit(masks.from_ranks)(q, k)[0], want)
+  np.testing.assert_array_equal(
+      jax.jit(lambda a, b: masks.combine(a, None, b))(masks.causal(3), masks.padding(
+          jnp.array([[True, True, False]])))[0],
+      [[1, 0, 0], [1, 1, 0], [1, 1, 0]])

@@ -6,7 +6,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tests.decoding._decoding_toys import ToyRNN, exhaustive
-from jaxblog.decoding import beam_search
+from jaxblog.decoding import beam_search, length_penalty_factor
 
 BOS, EOS = 0, 1
 
@@ -85,6 +85,11 @@ def test_beam_one_is_greedy_and_early_exit_is_invisible():
                     early_exit=False, **kw)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_allclose(a[1], b[1])
+
+
+def test_length_penalty_factor_is_gnmt():
+  got = jax.jit(length_penalty_factor)(jnp.array([1, 7]), 0.6)
+  np.testing.assert_allclose(got, [1.0, 2.0 ** 0.6], rtol=1e-6)
 
 
 def test_min_len_and_eos_padding():
