@@ -43,11 +43,10 @@ def _gold_score(chain, tags):
   """Score of `tags` [N, T] under the chain: emissions, transitions, ends."""
   em, trans, start, end, mask = chain[:5]
   k = em.shape[-1]
-  first, last, prev = _inputs.boundaries(mask)
+  first, last, _ = _inputs.boundaries(mask)
+  prev_tag, linked, _, _ = _inputs.neighbours(tags, mask)
   emit = jnp.take_along_axis(em, tags[..., None], axis=-1)[..., 0]
-  prev_tag = jnp.take_along_axis(tags, jnp.maximum(prev, 0), axis=1)
   pair = jnp.take(trans.reshape(-1), prev_tag * k + tags)
-  linked = mask & (prev >= 0)
   total = jnp.where(mask, emit, 0.0)
   total = total + jnp.where(linked, pair, 0.0)
   total = total + jnp.where(first, jnp.take(start, tags), 0.0)
