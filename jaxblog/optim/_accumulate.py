@@ -41,7 +41,9 @@ class AccumulateState(NamedTuple):
     micro_step: int32 scalar. `mode="optax"`: micro-steps since the last real
       update (0 … k-1). `mode="bert4keras"`: micro-steps since the start.
     acc: accumulator with the params' structure (float32 for half-precision
-      params). `mode="optax"`: running mean; `"bert4keras"`: running sum.
+      params). `mode="optax"`: running mean of the current cycle (it still
+      holds the last cycle's mean right after an update, and is overwritten
+      by the next gradient); `"bert4keras"`: running sum.
     inner_state: the wrapped transformation's state.
   """
   micro_step: jax.Array
@@ -120,24 +122,34 @@ def accumulate(inner: optax.GradientTransformation, steps: int,
     n = state.micro_step
     emit = n == steps - 1
     scale = 1.0 / (n + 1).astype(jnp.float32)
-    # Welford running mean: stable in low precision, same rule as MultiSteps.
-    acc = jax.tree.map(
-        lambda g, a: a + (g.astype(a.dtype) - a) * scale.astype(a.dtype),
-        updates, state.acc)
+
+    def running_mean(acc):
+      # Welford running mean (stable in low precision, as MultiSteps); the
+      # first micro-step of a cycle takes g exactly, so `acc` never needs a
+      # reset write after an update.
+      def leaf(g, a):
+        g = g.astype(a.dtype)
+        return jnp.where(n == 0, g, a + (g - a) * scale.astype(a.dtype))
+      return jax.tree.map(leaf, updates, acc)
+
+    def as_grads(acc):
+      return jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
+
+    # The running mean is written once, in place, on every micro-step; the
+    # emitting branch reads the finished mean. No branch writes `acc`, so XLA
+    # keeps one accumulator buffer and copies nothing.
+    acc = running_mean(state.acc)
 
     def do(acc, inner_state, params):
-      grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
-      out, inner_state = run_inner(grads, inner_state, params, extra)
-      return out, jax.tree.map(jnp.zeros_like, acc), inner_state
+      return run_inner(as_grads(acc), inner_state, params, extra)
 
     def skip(acc, inner_state, params):
-      grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
-      return zeros_like_inner(grads, inner_state, params, extra), acc, inner_state
+      return zeros_like_inner(as_grads(acc), inner_state, params, extra), inner_state
 
     if steps == 1:
-      out, acc, inner_state = do(acc, state.inner_state, params)
+      out, inner_state = do(acc, state.inner_state, params)
     else:
-      out, acc, inner_state = jax.lax.cond(emit, do, skip, acc, state.inner_state, params)
+      out, inner_state = jax.lax.cond(emit, do, skip, acc, state.inner_state, params)
     micro = jnp.where(emit, 0, n + 1).astype(jnp.int32)
     return out, AccumulateState(micro, acc, inner_state)
 
