@@ -19,7 +19,7 @@ def test_shift_and_loss():
   tokens = shift_codes(codes, 11)
   np.testing.assert_array_equal(tokens[:, 0], 11)
   np.testing.assert_array_equal(tokens[:, 1:], codes.reshape(5, -1)[:, :-1])
-  logits = model.apply(params, tokens)
+  logits = jax.jit(model.apply)(params, tokens)
   logp = jax.nn.log_softmax(logits)
   want = -np.mean(np.take_along_axis(np.asarray(logp), np.asarray(codes).reshape(5, 12, 1), -1))
   np.testing.assert_allclose(jax.jit(lambda p, c: prior_loss(model, p, c))(params, codes), want,
@@ -29,8 +29,9 @@ def test_shift_and_loss():
 def test_causal_and_cached_steps_match_full_forward():
   model, codes, params = _setup()
   tokens = shift_codes(codes, 11)
-  full = model.apply(params, tokens)
-  changed = model.apply(params, tokens.at[:, 7:].set(3))
+  apply = jax.jit(model.apply)
+  full = apply(params, tokens)
+  changed = apply(params, tokens.at[:, 7:].set(3))
   np.testing.assert_allclose(full[:, :7], changed[:, :7], rtol=1e-5, atol=1e-6)
   assert not np.allclose(full[:, 7:], changed[:, 7:])
   cache = model.apply(params, 5, method=CodePrior.init_cache)
@@ -48,6 +49,6 @@ def test_sampling_through_decoding_sample():
   np.testing.assert_array_equal(a, b)
   assert int(a.min()) >= 0 and int(a.max()) < 11
   # top_k=1 is greedy: each code is the argmax given the sampled prefix
-  greedy = sample_codes(model, params, jax.random.key(5), 2, top_k=1)
-  logits = model.apply(params, shift_codes(greedy, 11))
+  greedy = jax.jit(lambda p, r: sample_codes(model, p, r, 2, top_k=1))(params, jax.random.key(5))
+  logits = jax.jit(model.apply)(params, shift_codes(greedy, 11))
   np.testing.assert_array_equal(np.argmax(logits, -1), np.asarray(greedy).reshape(2, -1))

@@ -9,6 +9,11 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxblog import vq
 
+# Jitted once per static configuration: the tests run compiled code, not op-by-op.
+nearest = jax.jit(vq.nearest, static_argnames=("metric", "chunk_size"))
+quantize = jax.jit(vq.quantize, static_argnames=("metric", "gradient", "chunk_size", "axis_name"))
+ema_update = jax.jit(vq.ema_update, static_argnames=("decay", "eps", "axis_name"))
+
 
 def np_ema_update(codebook, cluster, embed, z, idx, decay, eps):
   """Reference of the paper's EMA with Sonnet's Laplace smoothing, in float64."""
@@ -44,11 +49,11 @@ def test_ema_update_matches_numpy_over_several_steps():
   cb = jax.random.normal(jax.random.key(1), (k, d))
   st = vq.ema_init(cb)
   ref = (np.asarray(cb, np.float64), np.ones(k), np.asarray(cb, np.float64))
-  step = jax.jit(lambda st, z: vq.ema_update(st, z, vq.nearest(z, st.codebook), decay=0.9,
+  step = jax.jit(lambda st, z: ema_update(st, z, nearest(z, st.codebook), decay=0.9,
                                              eps=1e-3))
   for t in range(4):
     z = jax.random.normal(jax.random.fold_in(jax.random.key(2), t), (3, 10, d)) + 0.5
-    idx = np.asarray(vq.nearest(z, st.codebook))
+    idx = np.asarray(nearest(z, st.codebook))
     st = step(st, z)
     ref = np_ema_update(*ref, np.asarray(z, np.float64), idx, 0.9, 1e-3)
     np.testing.assert_allclose(st.codebook, ref[0], rtol=1e-4, atol=1e-5)
@@ -59,21 +64,21 @@ def test_ema_update_matches_numpy_over_several_steps():
 def test_ema_update_mask_and_errors():
   cb = jax.random.normal(jax.random.key(3), (5, 2))
   z = jax.random.normal(jax.random.key(4), (6, 2))
-  idx = vq.nearest(z, cb)
+  idx = nearest(z, cb)
   mask = jnp.asarray([1, 0, 1, 1, 0, 1], bool)
-  a = vq.ema_update(vq.ema_init(cb), z, idx, mask=mask)
-  b = vq.ema_update(vq.ema_init(cb), z[np.asarray(mask)], idx[np.asarray(mask)])
+  a = ema_update(vq.ema_init(cb), z, idx, mask=mask)
+  b = ema_update(vq.ema_init(cb), z[np.asarray(mask)], idx[np.asarray(mask)])
   np.testing.assert_allclose(a.codebook, b.codebook, rtol=1e-6)
   st = vq.ema_init(cb)
   for bad in (1.0, -0.1, 1.5):
     with pytest.raises(ValueError, match="decay"):
-      vq.ema_update(st, z, idx, decay=bad)
+      ema_update(st, z, idx, decay=bad)
   with pytest.raises(ValueError, match="z feature dimension"):
-    vq.ema_update(st, z[:, :1], idx)
+    ema_update(st, z[:, :1], idx)
   with pytest.raises(ValueError, match="indices"):
-    vq.ema_update(st, z, idx[:3])
+    ema_update(st, z, idx[:3])
   with pytest.raises(TypeError, match="indices"):
-    vq.ema_update(st, z, idx.astype(jnp.float32))
+    ema_update(st, z, idx.astype(jnp.float32))
 
 
 def _far_codebook_data():
@@ -86,13 +91,13 @@ def _far_codebook_data():
 
 def test_dead_code_restart_revives_codes_and_resets_stats():
   z, cb = _far_codebook_data()
-  step = jax.jit(lambda st, z: vq.ema_update(st, z, vq.nearest(z, st.codebook), decay=0.8))
+  step = jax.jit(lambda st, z: ema_update(st, z, nearest(z, st.codebook), decay=0.8))
   st = vq.ema_init(cb)
   for _ in range(5):
     st = step(st, z)
   dead = np.asarray(st.cluster_size) < 1.0
   assert dead[4:].all() and not dead[:4].any()
-  assert len(np.unique(np.asarray(vq.nearest(z, st.codebook)))) == 4
+  assert len(np.unique(np.asarray(nearest(z, st.codebook)))) == 4
   new = jax.jit(partial(vq.restart_dead_codes, threshold=1.0))(st, z, jax.random.key(6))
   # live codes untouched; dead codes moved onto distinct batch vectors with reset stats
   np.testing.assert_array_equal(new.codebook[:4], st.codebook[:4])
@@ -104,7 +109,7 @@ def test_dead_code_restart_revives_codes_and_resets_stats():
   np.testing.assert_allclose(new.embed_sum[4:], moved)
   # revived codes are used and survive the next EMA step (stats were reset)
   after = step(new, z)
-  used = np.unique(np.asarray(vq.nearest(z, after.codebook)))
+  used = np.unique(np.asarray(nearest(z, after.codebook)))
   assert len(used) > 4
   revived = [i for i in range(4, 12) if i in used]
   assert np.all(np.abs(np.asarray(after.codebook)[revived]) < 6.0)
@@ -115,12 +120,12 @@ def test_restart_without_stat_reset_would_be_undone():
   z, cb = _far_codebook_data()
   st = vq.ema_init(cb)
   for _ in range(5):
-    st = vq.ema_update(st, z, vq.nearest(z, st.codebook), decay=0.8)
+    st = ema_update(st, z, nearest(z, st.codebook), decay=0.8)
   good = vq.restart_dead_codes(st, z, jax.random.key(7))
   naive = st._replace(codebook=good.codebook)
-  nxt_good = vq.ema_update(good, z, vq.nearest(z, good.codebook), decay=0.8)
-  nxt_naive = vq.ema_update(naive, z, vq.nearest(z, naive.codebook), decay=0.8)
-  revived = np.intersect1d(np.arange(4, 12), np.asarray(vq.nearest(z, good.codebook)))
+  nxt_good = ema_update(good, z, nearest(z, good.codebook), decay=0.8)
+  nxt_naive = ema_update(naive, z, nearest(z, naive.codebook), decay=0.8)
+  revived = np.intersect1d(np.arange(4, 12), np.asarray(nearest(z, good.codebook)))
   assert len(revived) > 0
   seeds = np.asarray(good.codebook)[revived]
   shift_good = np.linalg.norm(np.asarray(nxt_good.codebook)[revived] - seeds, axis=-1)
@@ -162,13 +167,13 @@ def test_sharded_ema_restart_kmeans_equal_single_device():
   st = vq.ema_init(cb)
 
   def step(st, z, rng):
-    idx = vq.nearest(z, st.codebook)
-    st = vq.ema_update(st, z, idx, decay=0.8, axis_name="data")
+    idx = nearest(z, st.codebook)
+    st = ema_update(st, z, idx, decay=0.8, axis_name="data")
     return vq.restart_dead_codes(st, z, rng, axis_name="data")
 
   sharded = jax.jit(jax.shard_map(step, mesh=_mesh(), in_specs=(P(), P("data"), P()),
                                   out_specs=P()))
-  single = vq.ema_update(st, z, vq.nearest(z, st.codebook), decay=0.8)
+  single = ema_update(st, z, nearest(z, st.codebook), decay=0.8)
   got = sharded(st, z, jax.random.key(11))
   # live codes: identical to the single-device EMA update
   live = np.asarray(single.cluster_size) >= 1.0
@@ -188,7 +193,7 @@ def test_sharded_ema_restart_kmeans_equal_single_device():
                                                       axis_name="data"),
                              mesh=_mesh(), in_specs=P("data"), out_specs=P()))(z)
   assert km.shape == (4, 2)
-  idx = vq.nearest(z, km)
+  idx = nearest(z, km)
   sums = jax.ops.segment_sum(z, idx, 4) / jnp.bincount(idx, length=4)[:, None]
   np.testing.assert_allclose(km, sums, rtol=1e-4, atol=1e-4)  # a Lloyd fixed point
 
@@ -199,12 +204,12 @@ def test_pmap_ema_and_perplexity_equal_single_device():
   st = vq.ema_init(cb)
 
   def step(st, z):
-    res = vq.quantize(z, st.codebook, axis_name="d")
-    return vq.ema_update(st, z, res.indices, axis_name="d"), res.perplexity
+    res = quantize(z, st.codebook, axis_name="d")
+    return ema_update(st, z, res.indices, axis_name="d"), res.perplexity
 
   new, ppl = jax.pmap(step, axis_name="d", in_axes=(None, 0))(st, z)
   flat = z.reshape(-1, 3)
-  want = vq.ema_update(st, flat, vq.nearest(flat, cb))
+  want = ema_update(st, flat, nearest(flat, cb))
   for dev in range(4):
     np.testing.assert_allclose(new.codebook[dev], want.codebook, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(ppl, vq.quantize(flat, cb).perplexity, rtol=1e-5)
+  np.testing.assert_allclose(ppl, quantize(flat, cb).perplexity, rtol=1e-5)

@@ -8,34 +8,37 @@ import pytest
 
 from jaxblog import vq
 
+# Jitted once per static configuration: the tests run compiled code, not op-by-op.
+nearest = jax.jit(vq.nearest, static_argnames=("metric", "chunk_size"))
+
 
 def brute_nearest(z, codebook):
   d = ((z[..., None, :] - codebook) ** 2).sum(-1)
   return np.argmin(d, axis=-1)  # numpy argmin returns the first minimum
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(data=st.data(), n=st.integers(1, 40), k=st.integers(1, 9), d=st.integers(1, 5),
        chunk=st.sampled_from([None, 1, 3, 7]))
 def test_matches_brute_force_with_ties(data, n, k, d, chunk):
   # Small integers make every distance exact, so ties are real ties.
   z = data.draw(hnp.arrays(np.float32, (n, d), elements=st.integers(-3, 3).map(float)))
   cb = data.draw(hnp.arrays(np.float32, (k, d), elements=st.integers(-3, 3).map(float)))
-  got = np.asarray(vq.nearest(jnp.asarray(z), jnp.asarray(cb), chunk_size=chunk))
+  got = np.asarray(nearest(jnp.asarray(z), jnp.asarray(cb), chunk_size=chunk))
   np.testing.assert_array_equal(got, brute_nearest(z, cb))
 
 
 def test_duplicate_codes_pick_lowest_index():
   cb = jnp.asarray([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
   z = jnp.asarray([[2.0, 0.0], [0.0, 3.0], [0.5, 0.5]])
-  np.testing.assert_array_equal(np.asarray(vq.nearest(z, cb)), [0, 1, 0])
+  np.testing.assert_array_equal(np.asarray(nearest(z, cb)), [0, 1, 0])
 
 
 @pytest.mark.parametrize("chunk", [None, 64, 100, 999])
 def test_random_floats_jit_and_batch_shape(chunk):
   z = jax.random.normal(jax.random.key(0), (3, 333, 16))
   cb = jax.random.normal(jax.random.key(1), (50, 16))
-  got = jax.jit(lambda a, b: vq.nearest(a, b, chunk_size=chunk))(z, cb)
+  got = jax.jit(lambda a, b: nearest(a, b, chunk_size=chunk))(z, cb)
   assert got.shape == (3, 333) and got.dtype == jnp.int32
   zn, cn = np.asarray(z, np.float64), np.asarray(cb, np.float64)
   dist = ((zn[..., None, :] - cn) ** 2).sum(-1)
@@ -47,7 +50,7 @@ def test_random_floats_jit_and_batch_shape(chunk):
 def test_cosine_metric():
   z = jax.random.normal(jax.random.key(2), (200, 8))
   cb = jax.random.normal(jax.random.key(3), (30, 8)) * jnp.arange(1.0, 31.0)[:, None]
-  got = np.asarray(vq.nearest(z, cb, metric="cosine", chunk_size=17))
+  got = np.asarray(nearest(z, cb, metric="cosine", chunk_size=17))
   cn = np.asarray(cb) / np.linalg.norm(np.asarray(cb), axis=-1, keepdims=True)
   np.testing.assert_array_equal(got, np.argmax(np.asarray(z) @ cn.T, -1))
 
@@ -55,17 +58,17 @@ def test_cosine_metric():
 def test_unbatched_vmap_half_precision_and_empty():
   cb = jax.random.normal(jax.random.key(4), (7, 4))
   z = jax.random.normal(jax.random.key(5), (5, 4))
-  assert vq.nearest(z[0], cb).shape == ()
-  np.testing.assert_array_equal(jax.vmap(vq.nearest, (0, None))(z, cb), vq.nearest(z, cb))
+  assert nearest(z[0], cb).shape == ()
+  np.testing.assert_array_equal(jax.vmap(vq.nearest, (0, None))(z, cb), nearest(z, cb))
   zb = z.astype(jnp.bfloat16)
-  np.testing.assert_array_equal(vq.nearest(zb, cb), brute_nearest(np.asarray(zb, np.float32),
+  np.testing.assert_array_equal(nearest(zb, cb), brute_nearest(np.asarray(zb, np.float32),
                                                                    np.asarray(cb)))
-  assert vq.nearest(jnp.zeros((0, 3, 4)), cb).shape == (0, 3)
+  assert nearest(jnp.zeros((0, 3, 4)), cb).shape == (0, 3)
 
 
 def test_nan_rows_stay_in_range():
   z = jnp.asarray([[jnp.nan, 0.0], [1.0, 1.0]])
-  got = np.asarray(vq.nearest(z, jnp.eye(2)))
+  got = np.asarray(nearest(z, jnp.eye(2)))
   assert got.min() >= 0 and got.max() <= 1
 
 
@@ -82,14 +85,14 @@ def test_memory_bounded_and_no_nkd_tensor():
 def test_errors():
   cb = jnp.zeros((4, 3))
   with pytest.raises(ValueError, match="z feature dimension"):
-    vq.nearest(jnp.zeros((2, 5)), cb)
+    nearest(jnp.zeros((2, 5)), cb)
   with pytest.raises(TypeError, match="z must be a floating"):
-    vq.nearest(jnp.zeros((2, 3), jnp.int32), cb)
+    nearest(jnp.zeros((2, 3), jnp.int32), cb)
   with pytest.raises(TypeError, match="codebook must be a floating"):
-    vq.nearest(jnp.zeros((2, 3)), jnp.zeros((4, 3), jnp.int32))
+    nearest(jnp.zeros((2, 3)), jnp.zeros((4, 3), jnp.int32))
   with pytest.raises(ValueError, match="K >= 1"):
-    vq.nearest(jnp.zeros((2, 3)), jnp.zeros((0, 3)))
+    nearest(jnp.zeros((2, 3)), jnp.zeros((0, 3)))
   with pytest.raises(ValueError, match=r"codebook must have shape \[K, D\]"):
-    vq.nearest(jnp.zeros((2, 3)), jnp.zeros((3,)))
+    nearest(jnp.zeros((2, 3)), jnp.zeros((3,)))
   with pytest.raises(ValueError, match="metric"):
-    vq.nearest(jnp.zeros((2, 3)), cb, metric="l1")
+    nearest(jnp.zeros((2, 3)), cb, metric="l1")

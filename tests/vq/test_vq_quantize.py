@@ -6,6 +6,12 @@ import pytest
 
 from jaxblog import vq
 
+# Jitted once per static configuration: the tests run compiled code, not op-by-op.
+nearest = jax.jit(vq.nearest, static_argnames=("metric", "chunk_size"))
+quantize = jax.jit(vq.quantize, static_argnames=("metric", "gradient", "chunk_size", "axis_name"))
+ema_update = jax.jit(vq.ema_update, static_argnames=("decay", "eps", "axis_name"))
+residual_quantize = jax.jit(vq.residual_quantize, static_argnames=("axis_name",))
+
 
 def np_perplexity(idx, k):
   p = np.bincount(np.ravel(idx), minlength=k) / np.size(idx)
@@ -29,16 +35,16 @@ def test_quantize_matches_numpy():
   mse = ((zn - cn[idx]) ** 2).mean()
   np.testing.assert_allclose(res.loss, 1.25 * mse, rtol=1e-5)
   np.testing.assert_allclose(res.perplexity, np_perplexity(idx, 16), rtol=1e-5)
-  res2 = vq.quantize(z, cb, commitment_weight=0.5, codebook_weight=2.0)
+  res2 = quantize(z, cb, commitment_weight=0.5, codebook_weight=2.0)
   np.testing.assert_allclose(res2.loss, 2.5 * mse, rtol=1e-5)
 
 
 def test_loss_gradients_split_as_in_the_article():
   z, cb = _data(shape=(5, 8), k=6)
   beta, gamma = 1.5, 0.3
-  loss = lambda z, cb: vq.quantize(z, cb, commitment_weight=gamma, codebook_weight=beta).loss
+  loss = lambda z, cb: quantize(z, cb, commitment_weight=gamma, codebook_weight=beta).loss
   gz, gcb = jax.grad(loss, argnums=(0, 1))(z, cb)
-  idx = np.asarray(vq.nearest(z, cb))
+  idx = np.asarray(nearest(z, cb))
   diff = np.asarray(z) - np.asarray(cb)[idx]
   np.testing.assert_allclose(gz, gamma * 2 * diff / diff.size, rtol=1e-5, atol=1e-7)
   want_cb = np.zeros(cb.shape)
@@ -57,7 +63,7 @@ def test_straight_through_value_and_identity_gradient():
   # quantize: decoder gradient reaches z unchanged, and not the codebook.
   z, cb = _data(shape=(3, 4), k=5)
   w = jax.random.normal(jax.random.key(9), (3, 4))
-  gz, gcb = jax.grad(lambda z, cb: jnp.sum(vq.quantize(z, cb).quantized * w), (0, 1))(z, cb)
+  gz, gcb = jax.grad(lambda z, cb: jnp.sum(quantize(z, cb).quantized * w), (0, 1))(z, cb)
   np.testing.assert_allclose(gz, w, rtol=1e-6)
   np.testing.assert_allclose(gcb, 0.0)
   with pytest.raises(ValueError, match="same shape"):
@@ -87,11 +93,11 @@ def test_rotation_trick_value_and_jacobian():
 
 def test_quantize_rotation_gradient_and_cosine():
   z, cb = _data(shape=(10, 4), k=7)
-  res = vq.quantize(z, cb, gradient="rotation")
-  np.testing.assert_allclose(res.quantized, vq.quantize(z, cb).quantized, rtol=1e-5, atol=1e-6)
-  g = jax.grad(lambda z: jnp.sum(vq.quantize(z, cb, gradient="rotation").quantized))(z)
+  res = quantize(z, cb, gradient="rotation")
+  np.testing.assert_allclose(res.quantized, quantize(z, cb).quantized, rtol=1e-5, atol=1e-6)
+  g = jax.grad(lambda z: jnp.sum(quantize(z, cb, gradient="rotation").quantized))(z)
   assert not np.allclose(g, 1.0)
-  cos = jax.jit(lambda z, cb: vq.quantize(z, cb, metric="cosine"))(z, cb)
+  cos = jax.jit(lambda z, cb: quantize(z, cb, metric="cosine"))(z, cb)
   zn = np.asarray(z) / np.linalg.norm(z, axis=-1, keepdims=True)
   cn = np.asarray(cb) / np.linalg.norm(cb, axis=-1, keepdims=True)
   idx = np.argmax(zn @ cn.T, -1)
@@ -103,26 +109,26 @@ def test_quantize_rotation_gradient_and_cosine():
 def test_mask_excludes_rows_and_bf16():
   z, cb = _data(shape=(6, 4), k=5)
   mask = jnp.asarray([True, False, True, True, False, True])
-  res = vq.quantize(z, cb, mask=mask)
-  sub = vq.quantize(z[np.asarray(mask)], cb)
+  res = quantize(z, cb, mask=mask)
+  sub = quantize(z[np.asarray(mask)], cb)
   np.testing.assert_allclose(res.loss, sub.loss, rtol=1e-6)
   np.testing.assert_allclose(res.perplexity, sub.perplexity, rtol=1e-6)
-  empty = vq.quantize(z, cb, mask=jnp.zeros(6, bool))
+  empty = quantize(z, cb, mask=jnp.zeros(6, bool))
   assert np.isfinite(empty.loss) and float(empty.perplexity) == 1.0
-  rb = vq.quantize(z.astype(jnp.bfloat16), cb)
+  rb = quantize(z.astype(jnp.bfloat16), cb)
   assert rb.quantized.dtype == jnp.bfloat16 and rb.loss.dtype == jnp.float32
 
 
 def test_quantize_errors():
   z, cb = _data(shape=(3, 4), k=5)
   with pytest.raises(ValueError, match="z feature dimension"):
-    vq.quantize(z, cb[:, :3])
+    quantize(z, cb[:, :3])
   with pytest.raises(ValueError, match="gradient"):
-    vq.quantize(z, cb, gradient="gumbel")
+    quantize(z, cb, gradient="gumbel")
   with pytest.raises(ValueError, match="mask"):
-    vq.quantize(z, cb, mask=jnp.ones((4,), bool))
+    quantize(z, cb, mask=jnp.ones((4,), bool))
   with pytest.raises(TypeError, match="mask"):
-    vq.quantize(z, cb, mask=jnp.ones((3,)))
+    quantize(z, cb, mask=jnp.ones((3,)))
 
 
 def test_residual_quantize_matches_sequential_stages():
@@ -131,7 +137,7 @@ def test_residual_quantize_matches_sequential_stages():
   res = jax.jit(vq.residual_quantize)(z, cbs)
   r, total, loss = np.asarray(z), 0.0, 0.0
   for s in range(3):
-    one = vq.quantize(jnp.asarray(r), cbs[s])
+    one = quantize(jnp.asarray(r), cbs[s])
     np.testing.assert_array_equal(res.indices[:, s], one.indices)
     np.testing.assert_allclose(res.residuals[s], r, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(res.perplexity[s], one.perplexity, rtol=1e-6)
@@ -141,7 +147,7 @@ def test_residual_quantize_matches_sequential_stages():
   np.testing.assert_allclose(res.loss, loss, rtol=1e-5)
   err1 = np.mean((np.asarray(z) - np.asarray(cbs[0])[np.asarray(res.indices[:, 0])]) ** 2)
   assert np.mean((np.asarray(z) - np.asarray(res.quantized)) ** 2) < err1
-  g = jax.grad(lambda z: jnp.sum(vq.residual_quantize(z, cbs).quantized))(z)
+  g = jax.grad(lambda z: jnp.sum(residual_quantize(z, cbs).quantized))(z)
   np.testing.assert_allclose(g, 1.0)
 
 
@@ -161,11 +167,11 @@ def test_helpers_under_jit_and_vmap():
   cbs = jnp.stack([cb, cb + 1.0, cb * 2.0])
   res = jax.jit(jax.vmap(vq.quantize))(z, cbs)
   for b in range(3):
-    one = vq.quantize(z[b], cbs[b])
+    one = quantize(z[b], cbs[b])
     np.testing.assert_array_equal(res.indices[b], one.indices)
     np.testing.assert_allclose(res.loss[b], one.loss, rtol=1e-6)
     np.testing.assert_allclose(res.perplexity[b], one.perplexity, rtol=1e-6)
   states = jax.vmap(vq.ema_init)(cbs)
   new = jax.vmap(vq.ema_update)(states, z, res.indices)
-  np.testing.assert_allclose(new.codebook[1], vq.ema_update(vq.ema_init(cbs[1]), z[1],
+  np.testing.assert_allclose(new.codebook[1], ema_update(vq.ema_init(cbs[1]), z[1],
                                                             res.indices[1]).codebook, rtol=1e-6)
