@@ -100,6 +100,15 @@ def ema_update(state: EMAState, z, indices, *, decay: float = 0.99, eps: float =
   Returns:
     The new `EMAState`.
 
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxblog import vq
+    >>> state = vq.ema_init(jnp.zeros((2, 1)))
+    >>> z = jnp.asarray([[1.5], [1.5], [-4.0]])
+    >>> state = vq.ema_update(state, z, jnp.asarray([0, 0, 1]), decay=0.5, eps=0.0)
+    >>> state.cluster_size.tolist(), state.codebook[:, 0].tolist()
+    ([1.5, 1.0], [1.0, -2.0])
+
   References:
     van den Oord et al. 2017, appendix A.1; SPEC.md §2.1 (EMA mention).
   """

@@ -130,6 +130,14 @@ def quantize(z, codebook, *, commitment_weight: float = 0.25, codebook_weight: f
     `QuantizeResult(quantized, indices, loss, perplexity)`; `quantized` has the
     shape and dtype of `z`.
 
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxblog import vq
+    >>> codebook = jnp.asarray([[0.0, 0.0], [1.0, 1.0]])
+    >>> res = vq.quantize(jnp.asarray([[0.9, 1.2], [0.1, -0.1]]), codebook)
+    >>> res.indices.tolist(), round(float(res.loss), 4), round(float(res.perplexity), 2)
+    ([1, 0], 0.0219, 2.0)
+
   References:
     Su 2019, "VQ-VAE的简明介绍" (SPEC.md §2.1, loss with β = 1, γ = 0.25).
   """
