@@ -1,13 +1,14 @@
 """Nearest-code search without the `[N, K, D]` tensor, and without a full `[N, K]` one.
 
 The squared distance `‖z − e‖² = ‖z‖² − 2 z·e + ‖e‖²` is ranked per row, so the
-row constant `‖z‖²` drops out and the search is one GEMM `z @ Eᵀ` plus a
-broadcast add of `‖e‖²` (SPEC.md §2.2: the reference computes distances the
-same way). Two things make it fast and small on XLA:CPU (PERF.md):
+row constant `‖z‖²` drops out (SPEC.md §2.2: the reference computes distances
+the same way). The score `z·e − ‖e‖²/2` — the largest is the nearest — comes
+out of one GEMM on `[z, 1]` and `[e, −‖e‖²/2]`, with no elementwise pass over
+the scores. Two more things make it fast and small on XLA:CPU (PERF.md):
 
-* the first index of the minimum is found as `min(where(s == min(s), iota, K))`,
-  two plain reductions that fuse, instead of the variadic `argmin` reduce that is
-  ~10× slower per element; it keeps the lowest-index tie rule exactly;
+* the first index of the maximum is found as `min(where(s == max(s), iota, K))`,
+  two plain reductions, instead of the variadic `argmax` reduce that is ~10×
+  slower per element; it keeps the lowest-index tie rule exactly;
 * when the `[N, K]` score matrix would be large, rows are processed in chunks by
   a `lax.fori_loop` whose body slices `z` in place (the last chunk is shifted
   back to end at row N, overlapping its predecessor, so no padded copy of `z` is
@@ -70,6 +71,7 @@ def _block_indices(zc, codebook_aug):
   one GEMM on `[z, 1]` and `[e, −‖e‖²/2]`, so no elementwise pass over the
   `[C, K]` block is needed before the two reductions.
   """
+  zc = zc.astype(codebook_aug.dtype)
   ones = jnp.ones(zc.shape[:-1] + (1,), zc.dtype)
   zc_aug = jnp.concatenate([zc, ones], axis=-1)
   scores = lax.dot_general(zc_aug, codebook_aug, (((1,), (1,)), ((), ())),
@@ -103,7 +105,7 @@ def nearest(z, codebook, *, metric: str = "euclidean", chunk_size: int | None = 
                             _checks.compute_dtype(jnp.result_type(codebook)))
   num_codes, dim = codebook.shape
   batch_shape = z.shape[:-1]
-  flat = jnp.reshape(z, (-1, dim)).astype(dtype)
+  flat = jnp.reshape(z, (-1, dim))  # cast per block: no float32 copy of a bf16 z
   codebook = codebook.astype(dtype)
   if metric == "cosine":
     codebook = l2_normalize(codebook)
