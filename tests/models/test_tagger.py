@@ -1,0 +1,32 @@
+"""Tests for the four-head character tagger."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxblog.models import tagger
+
+
+@pytest.mark.parametrize("head", tagger.HEADS)
+def test_heads_loss_and_decode(head):
+  cfg = tagger.TaggerConfig(vocab_size=11, num_tags=4, dim=8, layers=1, heads=2, max_len=6)
+  model = tagger.Tagger(cfg)
+  rng = np.random.default_rng(0)
+  ids = rng.integers(0, 11, (3, 6))
+  mask = np.arange(6)[None, :] < np.array([6, 3, 1])[:, None]
+  tags = rng.integers(0, 4, (3, 6))
+  params = model.init(jax.random.key(0), ids, mask)["params"]
+
+  @jax.jit
+  def run(p):
+    em, trans = model.apply({"params": p}, ids, mask)
+    value, grads = jax.value_and_grad(
+        lambda p: tagger.loss(head, *model.apply({"params": p}, ids, mask), tags, mask))(p)
+    return value, grads, tagger.decode(head, em, trans, mask)
+
+  value, grads, pred = run(params)
+  assert np.isfinite(value) and value > 0
+  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+  assert pred.shape == (3, 6) and np.all(np.asarray(pred)[~mask] == 0)
+  with pytest.raises(ValueError, match="head"):
+    tagger.loss("hmm", jnp.zeros((1, 2, 4)), jnp.zeros((4, 4)), tags[:1, :2], mask[:1, :2])
