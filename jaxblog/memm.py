@@ -4,8 +4,10 @@ Design: a MEMM normalises locally, `P(y_t | y_prev, x) = softmax_j(f_t(j) +
 T[y_prev, j])`, so its log-likelihood is a plain per-token cross-entropy whose
 logits gather one transition row per position: no recursion, fully parallel,
 as cheap as a softmax tagger. The right-to-left direction conditions on the
-tag at the *next valid* position and uses `T.T`; the Bi-MEMM loss is the mean
-of the two directions (same parameters). Like `jaxblog.crf`, the chain links
+tag at the *next valid* position and uses `T.T` (the same as reversing each
+sequence within its valid positions, as the reference does, because the loss
+is a sum over positions; nothing is reversed in memory). The Bi-MEMM loss is
+the mean of the two directions (same parameters). Like `jaxblog.crf`, the chain links
 valid positions in order, so left padding and gaps work, and a sequence with
 no valid position scores 0.
 

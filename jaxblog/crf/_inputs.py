@@ -4,13 +4,13 @@ Every public CRF function accepts `emissions [..., T, K]` with any leading
 batch axes, a `[K, K]` transition matrix, optional `start`/`end` vectors and an
 optional bool mask `[..., T]` of any validity pattern. This module turns those
 into one canonical layout: a flat batch `[N, T, K]` in the compute dtype, a
-dense mask `[N, T]` and the boundary indicators (`first`, `last`, previous
-valid index) that let right padding, left padding and gaps share one code
-path. All checks run on static shapes, so they cost nothing under `jax.jit`.
+dense mask `[N, T]`, plus the boundary indicators (`first`, `last`) and the
+neighbouring valid tags that let right padding, left padding and gaps share
+one code path without a sequential scan. All checks run on static shapes, so they cost nothing under `jax.jit`.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
