@@ -66,3 +66,18 @@ def test_errors_surface_at_construction():
     optim.derive(base, 1e-3, lr_schedule={-5: 1.0})
   with pytest.raises(ValueError, match="invalid regular expression"):
     optim.derive(base, 1e-3, weight_decay=0.1, exclude_from_weight_decay=("+",))
+
+
+def test_full_stack_state_checkpoints_with_orbax(tmp_path):
+  from jaxblog.experiment import checkpoint
+  params = make_params()
+  tx = optim.derive(optax.scale_by_adam(), 1e-2, weight_decay=0.01, grad_accum_steps=2,
+                    lookahead=(2, 0.5), lazy=("kernel",), ema=0.9)
+  _, state = run(tx, params, 5)
+  ckpt = checkpoint.Checkpointer(tmp_path / "ckpt")
+  ckpt.save(5, state)
+  restored = ckpt.restore(tx.init(params))
+  ckpt.close()
+  assert jax.tree.structure(restored) == jax.tree.structure(state)
+  assert_trees_close(restored, state, rtol=0, atol=0)
+  assert_trees_close(optim.ema_params(restored), optim.ema_params(state), rtol=0, atol=0)
