@@ -58,8 +58,11 @@ def _freeze(old_state, new_state, params_def, masks):
     if jax.tree.structure(old) != params_def:
       return new
     def leaf(mask, o, n):
+      # Counters (integer leaves) always advance; moments of the param's
+      # shape (any rank, scalars included) keep their old untouched rows.
       if mask is None or o is None or jnp.shape(o) != jnp.shape(n) or \
-          jnp.ndim(o) == 0 or jnp.ndim(o) != jnp.ndim(mask):
+          jnp.ndim(o) != jnp.ndim(mask) or \
+          not jnp.issubdtype(jnp.result_type(o), jnp.floating):
         return n
       return jnp.where(mask, n, o)
     return jax.tree.map(leaf, masks, old, new, is_leaf=lambda x: x is None)

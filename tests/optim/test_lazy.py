@@ -89,3 +89,15 @@ def test_bf16_no_retrace_and_errors():
     assert count_traces(tx, params) == 1
   with pytest.raises(ValueError, match="include"):
     optim.lazy(optax.adam(1e-2), include=("(",))
+
+
+def test_freeze_state_on_scalar_param_keeps_counter_moving():
+  tx = optim.lazy(optax.adam(0.1), freeze_state=True)
+  p = jnp.ones(())
+  state = tx.init(p)
+  _, state = tx.update(jnp.ones(()), state, p)
+  mu = state[0].mu
+  u, state = tx.update(jnp.zeros(()), state, p)
+  assert float(u) == 0.0
+  assert float(state[0].mu) == float(mu)  # frozen moment of an untouched scalar
+  assert int(state[0].count) == 2  # the counter still advances
