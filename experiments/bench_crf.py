@@ -10,7 +10,7 @@ Same process, interleaved rounds, median per function. torch is timed at 1 and
 XLA temp bytes come from `compile().memory_analysis()`. The machine is shared,
 so the 1-minute load average is printed with each table.
 
-Usage: python experiments/bench_crf.py [--quick] [--reps N]
+Usage: python experiments/bench_crf.py [--quick] [--reps N] [--sections torch,growth,memm]
 """
 import argparse
 import os
@@ -189,19 +189,25 @@ def main():
   parser.add_argument("--quick", action="store_true", help="fewer reps, T up to 1024")
   parser.add_argument("--reps", type=int, default=None)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/bench/crf.md"))
+  parser.add_argument("--sections", default="torch,growth,memm",
+                      help="comma-separated subset of torch,growth,memm")
   args = parser.parse_args()
   reps = args.reps or (10 if args.quick else 30)
   lengths = [64, 256, 1024] if args.quick else [64, 256, 1024, 4096]
   parts = [f"# bench_crf ({'quick' if args.quick else 'full'}, {reps} reps, "
            f"jax {jax.__version__}, backend {jax.default_backend()})"]
-  try:
-    import torchcrf  # noqa: F401
-    parts += ["## CRF vs pytorch-crf", load(), bench_vs_torch(reps)]
-  except ImportError:
-    parts += ["## CRF vs pytorch-crf", "skipped: pytorch-crf not installed"]
-  parts += ["## Sequential vs parallel as T grows (B=8, K=20)", load(),
-            bench_growth(max(3, reps // 3), lengths, vit_lengths=[64, 256, 1024])]
-  parts += ["## CRF vs MEMM vs Bi-MEMM (loss fwd+bwd)", load(), bench_memm(reps)]
+  sections = set(args.sections.split(","))
+  if "torch" in sections:
+    try:
+      import torchcrf  # noqa: F401
+      parts += ["## CRF vs pytorch-crf", load(), bench_vs_torch(reps)]
+    except ImportError:
+      parts += ["## CRF vs pytorch-crf", "skipped: pytorch-crf not installed"]
+  if "growth" in sections:
+    parts += ["## Sequential vs parallel as T grows (B=8, K=20)", load(),
+              bench_growth(max(3, reps // 3), lengths, vit_lengths=[64, 256, 1024])]
+  if "memm" in sections:
+    parts += ["## CRF vs MEMM vs Bi-MEMM (loss fwd+bwd)", load(), bench_memm(reps)]
   parts.append(load())
   text = "\n\n".join(parts) + "\n"
   args.out.parent.mkdir(parents=True, exist_ok=True)
