@@ -8,7 +8,8 @@ fine-tuned on the DATA.md §4 (headline, lead paragraph) pairs, `[CLS] lead
 title token and the final `[SEP]`), four ways: UniLM mask vs a plain causal LM
 mask over the same concatenation, each from the pretrained weights and from
 scratch, with the same steps and seed. Titles are decoded with
-`jaxblog.decoding.beam_search` (beam 3) through the KV-cache decoder and
+`jaxblog.decoding.beam_search` (beam 3, at least one character) through the
+KV-cache decoder and
 scored on the test split with character F1 and ROUGE-L (F, over characters).
 
 The article reports only qualitative results (readable titles after ~1000
@@ -100,17 +101,22 @@ def decode(model, params, vocab, texts, s, mask):
                                     target_segment=1)
     seqs, _ = decoding.beam_search(step_fn, state, batch_size=ids.shape[0], beam_size=s["beam"],
                                    max_len=TITLE_LEN, bos_id=char_bert.CLS,
-                                   eos_id=char_bert.SEP)
+                                   eos_id=char_bert.SEP, min_len=1)
     return seqs[:, 0]
 
   return [vocab.decode(row) for row in np.asarray(run(params, ids, valid))]
 
 
 def main(argv=None):
-  args = cli.parse_args(__doc__, argv)
+  def extra(parser):
+    parser.add_argument("--pre-steps", type=int, default=None, help="override pretraining steps")
+    parser.add_argument("--steps", type=int, default=None, help="override fine-tuning steps")
+
+  args = cli.parse_args(__doc__, argv, extra)
   if not headlines.available():
     cli.missing_data(headlines.INSTALL_HINT)
   s = sizes(args.quick)
+  s.update({k: v for k, v in (("pre_steps", args.pre_steps), ("steps", args.steps)) if v})
   splits = headlines.load_headlines(seed=0)
   held = headlines.held_out_lines(splits)
   corpus = [p for i, p in enumerate(headlines.paragraphs()) if i not in held]
