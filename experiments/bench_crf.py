@@ -1,6 +1,7 @@
 """Benchmark jaxblog.crf / jaxblog.memm against pytorch-crf (issue 4).
 
-Same process, interleaved rounds, median per function. torch is timed at 1 and
+Same process, interleaved rounds (blocks of 5 calls after one dropped call),
+median per function. torch is timed at 1 and
 2 threads and the faster is kept. Tables:
 1. CRF negative log-likelihood forward+backward and Viterbi vs pytorch-crf at
    (B, T, K) = (32,64,8), (32,128,20), (8,512,20), (64,32,64).
@@ -26,16 +27,23 @@ from jaxblog import crf, memm
 SIZES = [(32, 64, 8), (32, 128, 20), (8, 512, 20), (64, 32, 64)]
 
 
-def interleaved(fns, reps):
-  """Median milliseconds per function, calling them round-robin."""
+def interleaved(fns, reps, block=5):
+  """Median milliseconds per function, in round-robin blocks of calls.
+
+  Each round runs every function `block + 1` times back to back and drops
+  the first call: torch's OpenMP workers keep spinning for a while after a
+  call and would otherwise steal the cores from the next function.
+  """
   for f in fns.values():
     f()
   times = {name: [] for name in fns}
-  for _ in range(reps):
+  for _ in range(max(1, reps // block)):
     for name, f in fns.items():
-      t0 = time.perf_counter()
       f()
-      times[name].append(time.perf_counter() - t0)
+      for _ in range(block):
+        t0 = time.perf_counter()
+        f()
+        times[name].append(time.perf_counter() - t0)
   return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
 
 
