@@ -161,8 +161,8 @@ def main():
   vocab = pinyin.build_vocab(train_p)
   enc = lambda p: pinyin.encode(p, vocab, MAX_CHARS)
   train_d, valid_d, test_d = enc(train_p), enc(valid_p), enc(test_p)
-  n_test = args.test or (300 if quick else len(test_d[0]))
-  steps, batch = (600, 64) if quick else (6000, 64)
+  n_test = args.test or (200 if quick else len(test_d[0]))
+  steps, batch = (500, 64) if quick else (6000, 64)
   steps = args.steps or steps
   dims = dict(dim=96, heads=4, enc_layers=2, dec_layers=1) if quick else dict(
       dim=128, heads=4, enc_layers=2, dec_layers=2)
