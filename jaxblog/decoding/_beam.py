@@ -79,7 +79,9 @@ def beam_search(step_fn: Callable, state, *, batch_size: int, beam_size: int,
       `t < prompt_lengths[b]` is forced to `prompt[b, t]`. Forced tokens are
       written to `sequences` and count towards `length` but add 0 to scores.
     prompt_lengths: optional int `[B]`, default `P` for every row.
-    stop_rule: `"exact"` (n-best with the bound test above) or `"reference"`
+    stop_rule: `"exact"` (n-best with the bound test above; with
+      `beam_size=1` it is greedy unless a hypothesis ending one step off the
+      greedy path, EOS as runner-up, scores higher) or `"reference"`
       (SPEC.md §6.2; requires `length_penalty == 0`; slot 0 is the hypothesis
       the reference returns, the other slots are the beam at that step, and a
       hypothesis returned before it ended shows `eos_id` padding only).
