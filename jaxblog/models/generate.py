@@ -18,8 +18,10 @@ position ids `length + index - 1` per row, exactly as in training where the
 target follows the source without gaps.
 
 Every leaf of the state has leading axis `B`, so the search functions can tile
-and reorder it by beam. Cache memory per token and sequence is
-`2 * num_layers * hidden_size * itemsize` bytes (`kv_bytes_per_token`).
+and reorder it by beam; the step function assumes their row order
+`b * copies + k` to hand step 0 the prefill logits of row `b`. Cache memory
+per token and sequence is `2 * num_layers * hidden_size * itemsize` bytes
+(`kv_bytes_per_token`).
 
 References: SPEC.md §6.2 (seq2seq decoding with UniLM), ANCHORS.md §5.4
 (cache layout, prompt prefill).
@@ -94,9 +96,11 @@ def cached_decoder(model: Bert, variables, input_ids: jax.Array,
                             application=app, method=Bert.prefill)
   grow = ((0, 0), (0, 0), (0, max_new_tokens), (0, 0))
   cache = tuple((jnp.pad(k, grow), jnp.pad(v, grow)) for k, v in kvs)
+  # The prefill logits stay out of the state: the search would otherwise
+  # gather them every step although only step 0 reads them.
+  first_logits = logits.astype(jnp.float32)
   state = {
       "cache": cache,
-      "logits": logits.astype(jnp.float32),
       "length": jnp.sum(valid, axis=-1).astype(jnp.int32),
       "valid": jnp.pad(valid, ((0, 0), (0, max_new_tokens))),
   }
@@ -115,7 +119,11 @@ def cached_decoder(model: Bert, variables, input_ids: jax.Array,
     segment = jnp.full(tokens.shape, target_segment, jnp.int32)
     logits, cache = model.apply(variables, tokens, segment, positions, key_mask,
                                 state["cache"], slot, method=Bert.decode_step)
-    logits = jnp.where(first, state["logits"], logits.astype(jnp.float32))
+    if tokens.shape[0] % batch:
+      raise ValueError(f"step_fn rows N={tokens.shape[0]} must be a multiple of the batch "
+                       f"size B={batch} (rows b * copies + k)")
+    tiled = jnp.repeat(first_logits, tokens.shape[0] // batch, axis=0)
+    logits = jnp.where(first, tiled, logits.astype(jnp.float32))
     return logits, {**state, "cache": cache}
 
   return step_fn, state
