@@ -17,17 +17,14 @@ perplexity and the share of codes in use, then fit a causal Transformer prior
 (`jaxblog.models.code_prior`) on the codes of the EMA + restart model and
 decode samples drawn with `jaxblog.decoding.sample`.
 
-Mutable state (BatchNorm statistics, EMA codebooks) rides through
-`loop.fit` as extra "parameters" whose gradient is `old − new` and whose
-optimizer is SGD with rate 1: the step then assigns the new state exactly as a
-Flax `mutable=` update would, and checkpoints/resume cover it for free.
+Mutable state (BatchNorm statistics, EMA codebooks) goes through `loop.fit`'s
+`model_state`, so checkpoints and resume cover it too.
 """
 from __future__ import annotations
 
 import numpy as np
 import jax
 import jax.numpy as jnp
-from jax import lax
 import optax
 
 from jaxblog import vq
@@ -47,20 +44,6 @@ VARIANTS = {
 def to_input(img):
   """[B, 28, 28] in [0, 1] → [B, 28, 28, 1] in [−1, 1] (SPEC §2.2 scaling)."""
   return (2.0 * img - 1.0)[..., None]
-
-
-def assign_state_loss(state, new_state):
-  """Zero-valued term whose gradient w.r.t. `state` is `state − new_state`."""
-  delta = jax.tree.map(lambda a, b: lax.stop_gradient(a - b), state, new_state)
-  terms = jax.tree.map(lambda d, s: jnp.sum(d * (s - lax.stop_gradient(s))), delta, state)
-  return sum(jax.tree.leaves(terms))
-
-
-def state_optimizer(inner):
-  """`inner` on `params`, exact assignment (SGD rate 1) on `state`."""
-  labels = lambda tree: {"params": jax.tree.map(lambda _: "inner", tree["params"]),
-                         "state": jax.tree.map(lambda _: "assign", tree["state"])}
-  return optax.multi_transform({"inner": inner, "assign": optax.sgd(1.0)}, labels)
 
 
 def make_model(cfg, channels):
@@ -153,19 +136,20 @@ def main(argv=None):
     tree = init_variables(model, cfg, x_train[:2048], args.seed)
     mutable = list(tree["state"])
 
-    def loss_fn(tree, batch, rng, model=model, mutable=mutable):
+    def loss_fn(params, state, batch, rng, model=model, mutable=mutable):
       x = to_input(batch["x"])
-      out, new_state = model.apply({"params": tree["params"], **tree["state"]}, x, train=True,
+      out, new_state = model.apply({"params": params, **state}, x, train=True,
                                    mutable=mutable, rngs={"restart": rng})
       mse = jnp.mean(jnp.square(out.reconstruction - x))
-      loss = mse + out.vq_loss + assign_state_loss(tree["state"], new_state)
-      return loss, {"mse": mse, "perplexity": out.perplexity}
+      loss = mse + out.vq_loss
+      return loss, ({"mse": mse, "perplexity": out.perplexity}, dict(new_state))
 
     tag = label.replace(" ", "").replace("+", "_").replace("-", "")
-    fit = loop.fit(params=tree, optimizer=state_optimizer(optax.adam(1e-3)), loss_fn=loss_fn,
+    fit = loop.fit(params=tree["params"], model_state=tree["state"],
+                   optimizer=optax.adam(1e-3), loss_fn=loss_fn,
                    batch_fn=batch_fn, num_steps=steps, seed=args.seed, out_dir=args.out,
                    checkpoint_every=0, log_every=25, name=f"vqvae_{tag}")
-    tree = fit.state.params
+    tree = {"params": fit.state.params, "state": fit.state.model_state}
     valid, _ = evaluate(model, tree, data["x_valid"])
     test, recons = evaluate(model, tree, data["x_test"])
     results[label] = (valid, test, fit.seconds)

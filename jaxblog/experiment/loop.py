@@ -5,6 +5,10 @@ per-step PRNG key is `fold_in(key(seed), step)`, so the training state is
 just `(step, params, opt_state)`. Resuming from a checkpoint at step s and
 running to the end therefore gives bit-for-bit the parameters of an
 uninterrupted run on the same device count.
+
+Non-trainable model state (BatchNorm statistics, EMA codebooks) is passed as
+`model_state`; the loss function then also returns the new state, which the
+step stores next to the params (and in checkpoints).
 """
 from __future__ import annotations
 
@@ -22,10 +26,11 @@ from jaxblog.experiment import checkpoint, sharding
 
 
 class TrainState(NamedTuple):
-  """What a checkpoint holds: the step count, params and optimizer state."""
+  """What a checkpoint holds: step count, params, optimizer and model state."""
   step: jax.Array
   params: Any
   opt_state: Any
+  model_state: Any = None
 
 
 class FitResult(NamedTuple):
@@ -47,24 +52,33 @@ class FitResult(NamedTuple):
 LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, Mapping[str, jax.Array]]]
 
 
-def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, seed: int):
+def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, seed: int,
+                    stateful: bool = False):
   """Builds `step(state, batch) -> (state, metrics)`, jitted with donation.
 
   Args:
     loss_fn: `loss_fn(params, batch, rng) -> (loss, aux_dict)`; the loss should
       be a mean over the batch so that data-parallel gradients are exact.
+      With `stateful=True`: `loss_fn(params, model_state, batch, rng) ->
+      (loss, (aux_dict, new_model_state))`.
     optimizer: any optax transformation.
     seed: base seed of the per-step PRNG keys.
+    stateful: whether `loss_fn` takes and returns non-trainable model state.
   """
   base_key = jax.random.key(seed)
 
   def step(state: TrainState, batch):
     rng = jax.random.fold_in(base_key, state.step)
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+    if stateful:
+      fn = lambda p: loss_fn(p, state.model_state, batch, rng)
+      (loss, (aux, model_state)), grads = jax.value_and_grad(fn, has_aux=True)(state.params)
+    else:
+      (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+      model_state = state.model_state
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {"loss": loss, **aux}
-    return TrainState(state.step + 1, params, opt_state), metrics
+    return TrainState(state.step + 1, params, opt_state, model_state), metrics
 
   return jax.jit(step, donate_argnums=0)
 
@@ -86,7 +100,7 @@ def _read_history(path: pathlib.Path, upto: int) -> list:
 
 def fit(*, params, optimizer: optax.GradientTransformation, loss_fn: LossFn,
         batch_fn: Callable[[int], Any], num_steps: int, seed: int = 0,
-        out_dir: pathlib.Path | None = None, checkpoint_every: int = 0,
+        model_state=None, out_dir: pathlib.Path | None = None, checkpoint_every: int = 0,
         eval_fn: Callable[[Any], Mapping[str, float]] | None = None,
         eval_every: int = 0, log_every: int = 50, mesh=None,
         progress: bool = True, name: str = "train") -> FitResult:
@@ -95,11 +109,16 @@ def fit(*, params, optimizer: optax.GradientTransformation, loss_fn: LossFn,
   Args:
     params: initial parameter pytree.
     optimizer: optax transformation.
-    loss_fn: `loss_fn(params, batch, rng) -> (loss, aux)`.
+    loss_fn: `loss_fn(params, batch, rng) -> (loss, aux)`, or with
+      `model_state`: `loss_fn(params, model_state, batch, rng) ->
+      (loss, (aux, new_model_state))`.
     batch_fn: `batch_fn(step) -> batch` (numpy pytree, leading axis = batch,
       divisible by the device count); must be deterministic in `step`.
     num_steps: total steps of the run (not of this call).
     seed: seed of the per-step PRNG keys.
+    model_state: optional non-trainable state (e.g. Flax `batch_stats`),
+      replaced each step by what `loss_fn` returns; final value in
+      `result.state.model_state`.
     out_dir: where `<name>_metrics.jsonl` and `<name>_checkpoints/` go; None
       keeps everything in memory (no checkpoints, no resume).
     checkpoint_every: save every this many steps (0: only at the end).
@@ -121,7 +140,10 @@ def fit(*, params, optimizer: optax.GradientTransformation, loss_fn: LossFn,
     raise ValueError(f"num_steps must be >= 0, got {num_steps}")
   mesh = sharding.data_mesh() if mesh is None else mesh
   state = sharding.replicate(
-      TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params)), mesh)
+      TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params), model_state), mesh)
+  # device_put may alias the caller's arrays, and the step donates its input:
+  # copy once so that the caller's params stay usable.
+  state = jax.tree_util.tree_map(lambda x: x.copy(), state)
   ckpt = metrics_path = None
   history: list = []
   resumed_from = None
@@ -137,7 +159,7 @@ def fit(*, params, optimizer: optax.GradientTransformation, loss_fn: LossFn,
     # Drop metrics logged after the checkpoint by the interrupted run.
     metrics_path.write_text("".join(json.dumps(r) + "\n" for r in history))
 
-  train_step = make_train_step(loss_fn, optimizer, seed)
+  train_step = make_train_step(loss_fn, optimizer, seed, stateful=model_state is not None)
   start = int(state.step)
   bar = _progress(num_steps, start, progress, name)
   t0 = time.perf_counter()

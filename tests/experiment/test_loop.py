@@ -94,3 +94,31 @@ def test_same_seed_same_numbers():
   assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
   for x, y in zip(_leaves(a.state.params), _leaves(b.state.params)):
     np.testing.assert_array_equal(x, y)
+
+
+def test_model_state_is_carried_and_checkpointed(tmp_path):
+  import optax
+  from jaxblog.experiment import loop
+
+  def loss_fn(params, model_state, batch, rng):
+    del rng
+    mean = 0.5 * model_state["mean"] + 0.5 * batch["x"].mean(0)
+    loss = jnp.mean((batch["x"] - params["w"][None]) ** 2)
+    return loss, ({}, {"mean": mean, "count": model_state["count"] + 1})
+
+  import jax.numpy as jnp
+  kwargs = dict(params={"w": jnp.zeros(3)}, optimizer=optax.sgd(0.1), loss_fn=loss_fn,
+                batch_fn=lambda s: {"x": np.full((4, 3), float(s), np.float32)},
+                seed=0, model_state={"mean": jnp.zeros(3), "count": jnp.zeros((), jnp.int32)},
+                checkpoint_every=2, progress=False)
+  full = loop.fit(num_steps=6, **kwargs)
+  assert int(full.state.model_state["count"]) == 6
+  expected = 0.0
+  for s in range(6):
+    expected = 0.5 * expected + 0.5 * s
+  np.testing.assert_allclose(full.state.model_state["mean"], expected, rtol=1e-6)
+  loop.fit(num_steps=4, out_dir=tmp_path, **kwargs)
+  resumed = loop.fit(num_steps=6, out_dir=tmp_path, **kwargs)
+  assert resumed.resumed_from == 4
+  for a, b in zip(_leaves(full.state), _leaves(resumed.state)):
+    np.testing.assert_array_equal(a, b)
