@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxblog import _checks
+
 _MODES = ("optax", "bert4keras")
 
 
@@ -49,13 +51,6 @@ class AccumulateState(NamedTuple):
   micro_step: jax.Array
   acc: Any
   inner_state: Any
-
-
-def _acc_dtype(x):
-  dtype = jnp.result_type(x)
-  if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
-    return jnp.float32
-  return dtype
 
 
 def _increment(count):
@@ -107,7 +102,8 @@ def accumulate(inner: optax.GradientTransformation, steps: int,
   inner = optax.with_extra_args_support(inner)
 
   def init_fn(params):
-    acc = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), _acc_dtype(p)), params)
+    acc = jax.tree.map(
+        lambda p: jnp.zeros(jnp.shape(p), _checks.compute_dtype(jnp.result_type(p))), params)
     return AccumulateState(jnp.zeros([], jnp.int32), acc, inner.init(params))
 
   def run_inner(grads, inner_state, params, extra):
