@@ -112,10 +112,23 @@ def finetune(variant, seed, pre_params, config, data, s, out):
 
 
 def main(argv=None):
-  args = cli.parse_args(__doc__, argv)
+  def extra(parser):
+    parser.add_argument("--pre-steps", type=int, default=None, help="override pretraining steps")
+    parser.add_argument("--train", type=int, default=None,
+                        help="override the number of training reviews used")
+    parser.add_argument("--epochs", type=int, default=None, help="override fine-tuning epochs")
+    parser.add_argument("--max-len", type=int, default=None,
+                        help="override the review length in characters")
+    parser.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
+
+  args = cli.parse_args(__doc__, argv, extra)
   if not (headlines.available() and sentiment.available()):
     cli.missing_data(headlines.INSTALL_HINT)
   s = sizes(args.quick)
+  s.update({k: v for k, v in (("pre_steps", args.pre_steps), ("train", args.train),
+                              ("epochs", args.epochs), ("max_len", args.max_len)) if v})
+  if args.seeds:
+    s["seeds"] = tuple(range(args.seeds))
   paragraphs = list(headlines.paragraphs())
   reviews = sentiment.load_sentiment(seed=0)
   vocab = char_bert.CharVocab.build(paragraphs + reviews.train.texts, min_count=3)

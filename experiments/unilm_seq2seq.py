@@ -111,12 +111,15 @@ def main(argv=None):
   def extra(parser):
     parser.add_argument("--pre-steps", type=int, default=None, help="override pretraining steps")
     parser.add_argument("--steps", type=int, default=None, help="override fine-tuning steps")
+    parser.add_argument("--max-len", type=int, default=None,
+                        help="override the lead+title length in characters")
 
   args = cli.parse_args(__doc__, argv, extra)
   if not headlines.available():
     cli.missing_data(headlines.INSTALL_HINT)
   s = sizes(args.quick)
-  s.update({k: v for k, v in (("pre_steps", args.pre_steps), ("steps", args.steps)) if v})
+  s.update({k: v for k, v in (("pre_steps", args.pre_steps), ("steps", args.steps),
+                                             ("max_len", args.max_len)) if v})
   splits = headlines.load_headlines(seed=0)
   held = headlines.held_out_lines(splits)
   corpus = [p for i, p in enumerate(headlines.paragraphs()) if i not in held]
