@@ -12,6 +12,13 @@ every leaf along the copy axis. Two gathers are offered:
 * `"one_hot"`: `einsum` with a one-hot `[B, K_new, K_old]` matrix at HIGHEST
   precision (exact for floats and ints) — the t5x route; it lowers to a dot, the
   friendliest op for any partitioner, at `K_old` multiply-adds per element.
+
+Parts of a state wrapped in `Stationary` are exempt from both: they are shared
+by all copies of an input or hold one block per copy, and the searches never
+move them. A KV cache kept this way costs no per-step gather; the step function
+then tracks which copy holds each hypothesis' history itself, through an
+ordinary (cheap) state leaf that the search does reorder
+(`jaxblog.models.generate` does this).
 """
 from __future__ import annotations
 
@@ -22,6 +29,48 @@ import jax.numpy as jnp
 from jax import lax
 
 GATHER_METHODS = ("take", "one_hot")
+
+
+@jax.tree_util.register_pytree_node_class
+class Stationary:
+  """A part of a search state that the search neither tiles by row nor reorders.
+
+  Attributes:
+    value: any pytree; its leaves need no leading row axis.
+    copy_axis: `None`: `value` is shared by all copies of each input (e.g. a
+      prompt's keys/values). An int `a`: every leaf is tiled along axis `a`
+      when the search tiles the state, so a leaf of size `n` on that axis
+      becomes `copies * n`, block `c` belonging to copy `c`; blocks are never
+      reordered afterwards.
+  """
+
+  def __init__(self, value, copy_axis=None):
+    self.value = value
+    self.copy_axis = copy_axis
+
+  def replace(self, value) -> "Stationary":
+    """The same wrapper (same tree structure) around a new `value`."""
+    return Stationary(value, self.copy_axis)
+
+  def tree_flatten(self):
+    return (self.value,), self.copy_axis
+
+  @classmethod
+  def tree_unflatten(cls, copy_axis, children):
+    return cls(children[0], copy_axis)
+
+
+def _is_stationary(x) -> bool:
+  return isinstance(x, Stationary)
+
+
+def _tile_stationary(part: Stationary, copies: int) -> Stationary:
+  if part.copy_axis is None:
+    return part
+  return part.replace(jax.tree.map(
+      lambda x: jnp.tile(jnp.asarray(x), [copies if a == part.copy_axis else 1
+                                          for a in range(jnp.ndim(x))]),
+      part.value))
 
 
 def static_int(name: str, value, minimum: int) -> int:
@@ -57,8 +106,13 @@ def leaf_name(path) -> str:
 
 
 def check_leading_axis(state, rows: int, what: str) -> None:
-  """ValueError naming the first leaf of `state` without leading axis `rows`."""
-  for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+  """ValueError naming the first leaf of `state` without leading axis `rows`.
+
+  Leaves inside `Stationary` parts are exempt.
+  """
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state, is_leaf=_is_stationary):
+    if _is_stationary(leaf):
+      continue
     shape = jnp.shape(leaf)
     if not shape or shape[0] != rows:
       raise ValueError(
@@ -67,9 +121,15 @@ def check_leading_axis(state, rows: int, what: str) -> None:
 
 
 def tile_rows(state, batch_size: int, copies: int):
-  """Leaves `[batch, ...]` -> `[batch * copies, ...]`, row `b * copies + k`."""
+  """Leaves `[batch, ...]` -> `[batch * copies, ...]`, row `b * copies + k`.
+
+  `Stationary` parts are tiled along their `copy_axis` or kept shared.
+  """
   check_leading_axis(state, batch_size, "state (leading axis = batch_size)")
-  return jax.tree.map(lambda x: jnp.repeat(jnp.asarray(x), copies, axis=0), state)
+  return jax.tree.map(
+      lambda x: (_tile_stationary(x, copies) if _is_stationary(x)
+                 else jnp.repeat(jnp.asarray(x), copies, axis=0)),
+      state, is_leaf=_is_stationary)
 
 
 def check_step(step_fn, args, rows: int, n_logits: int = 1):
@@ -123,14 +183,19 @@ def gather_beams(x: jax.Array, index: jax.Array, method: str) -> jax.Array:
 
 
 def gather_state(state, index: jax.Array, method: str):
-  """Gathers every `[B * K_old, ...]` leaf into `[B * K_new, ...]` rows."""
+  """Gathers every `[B * K_old, ...]` leaf into `[B * K_new, ...]` rows.
+
+  `Stationary` parts are returned unchanged.
+  """
   batch, new = index.shape
 
   def one(leaf):
+    if _is_stationary(leaf):
+      return leaf
     x = leaf.reshape((batch, leaf.shape[0] // batch) + leaf.shape[1:])
     return gather_beams(x, index, method).reshape((batch * new,) + leaf.shape[1:])
 
-  return jax.tree.map(one, state)
+  return jax.tree.map(one, state, is_leaf=_is_stationary)
 
 
 def prompt_args(prompt, prompt_lengths, batch_size: int, max_len: int):

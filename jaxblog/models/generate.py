@@ -5,23 +5,29 @@ application mask — causal for an LM, the UniLM seq2seq mask for a source
 segment — keeps every layer's keys/values in a fixed-size cache, and returns
 the `step_fn(tokens [N], state, index) -> (logits [N, V], state)` that
 `jaxblog.decoding.beam_search` / `sample` drive. Each step embeds one token,
-writes its keys/values into cache slot `P + index - 1` (`P` = padded prompt
-length) and attends over the cache, so no prefix is ever recomputed.
+writes its keys/values into generated slot `index - 1` and attends over the
+prompt's and the generated keys, so no prefix is ever recomputed.
 
 Step 0 returns the logits the prefill already computed at each row's last
 prompt token (the token fed at step 0, `bos_id`, is ignored): for UniLM the
 source's final `[SEP]` must be seen bidirectionally by the source, so it cannot
 be deferred to a decoding step. To stay branch-free, step 0 still runs the
 model once into a scratch cache slot that no query ever sees (1 wasted step
-of `max_len`; a `lax.cond` instead cost ~30 % per step on CPU). Prompts are right-padded; generated tokens get
-position ids `length + index - 1` per row, exactly as in training where the
+of `max_len`; a `lax.cond` instead cost ~30 % per step on CPU). Prompts are
+right-padded; generated tokens get position ids `length + index - 1` per row, exactly as in training where the
 target follows the source without gaps.
 
-Every leaf of the state has leading axis `B`, so the search functions can tile
-and reorder it by beam; the step function assumes their row order
-`b * copies + k` to hand step 0 the prefill logits of row `b`. Cache memory
-per token and sequence is `2 * num_layers * hidden_size * itemsize` bytes
-(`kv_bytes_per_token`).
+The cache is never reordered (the search would otherwise gather all of it
+every beam step, which cost as much as a third of the step on CPU): it is a
+`transformer.CopiesCache` per layer, held in `Stationary` parts of the state.
+The prompt's keys/values are stored once per input and shared by its copies
+(beams or samples); generated keys/values get one block per copy, and each
+row writes only its own block. The one ordinary leaf the search reorders is
+`source [N, max_new_tokens]`, which copy's block holds the row's token at
+each generated slot; the attention mask is built from it. The step function
+assumes the searches' row order `b * copies + k`. Cache memory per token and
+sequence is `2 * num_layers * hidden_size * itemsize` bytes
+(`kv_bytes_per_token`); the prompt's share is not multiplied by the beam.
 
 References: SPEC.md §6.2 (seq2seq decoding with UniLM), ANCHORS.md §5.4
 (cache layout, prompt prefill).
@@ -34,8 +40,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxblog import _checks
+from jaxblog.decoding import _common
 from jaxblog.models.bert import Bert
-from jaxblog.models.transformer import TransformerConfig
+from jaxblog.models.transformer import CopiesCache, TransformerConfig
 
 StepFn = Callable[[jax.Array, Any, jax.Array], Tuple[jax.Array, Any]]
 
@@ -94,36 +101,57 @@ def cached_decoder(model: Bert, variables, input_ids: jax.Array,
 
   logits, kvs = model.apply(variables, input_ids, segment_ids, valid,
                             application=app, method=Bert.prefill)
-  grow = ((0, 0), (0, 0), (0, max_new_tokens), (0, 0))
-  cache = tuple((jnp.pad(k, grow), jnp.pad(v, grow)) for k, v in kvs)
   # The prefill logits stay out of the state: the search would otherwise
   # gather them every step although only step 0 reads them.
   first_logits = logits.astype(jnp.float32)
+  slots = max_new_tokens  # generated slots per copy; the last is step 0's scratch slot
+  # Keys transposed to [B, heads, head_dim, T] (see `CopiesCache`).
+  prompt_cache = tuple((jnp.swapaxes(k, 2, 3), v) for k, v in kvs)
+  generated = tuple((jnp.zeros(k.shape[:2] + (k.shape[3], slots), k.dtype),
+                     jnp.zeros(v.shape[:2] + (slots, v.shape[3]), v.dtype)) for k, v in kvs)
   state = {
-      "cache": cache,
+      # Shared by all copies of an input; never tiled or reordered.
+      "prompt": _common.Stationary({"cache": prompt_cache, "valid": valid}),
+      # One block of `slots` per copy (tiled by the search), never reordered.
+      "keys": _common.Stationary(tuple(k for k, _ in generated), copy_axis=3),
+      "values": _common.Stationary(tuple(v for _, v in generated), copy_axis=2),
+      # source[r, t]: the copy whose block holds row r's token of slot t; an
+      # ordinary leaf, so a beam search reorders it with the hypotheses.
+      "source": jnp.zeros((batch, slots), jnp.int32),
       "length": jnp.sum(valid, axis=-1).astype(jnp.int32),
-      "valid": jnp.pad(valid, ((0, 0), (0, max_new_tokens))),
   }
-  slots = jnp.arange(total, dtype=jnp.int32)
+  slot_ids = jnp.arange(slots, dtype=jnp.int32)
 
   def step_fn(tokens, state, index):
+    rows = tokens.shape[0]
+    if rows % batch:
+      raise ValueError(f"step_fn rows N={rows} must be a multiple of the batch "
+                       f"size B={batch} (rows b * copies + k)")
+    copies = rows // batch
     # Step 0 writes into the last slot, which no later query can see (step
-    # `max_new_tokens - 1` writes slot `total - 2`), and its logits are
+    # `max_new_tokens - 1` writes slot `slots - 2`), and its logits are
     # replaced by the prefill's: branch-free, unlike a `lax.cond` that costs
     # a copy of the whole cache every step on CPU.
     first = index == 0
-    slot = jnp.where(first, total - 1, prompt + index - 1)
-    generated = (slots >= prompt) & (slots <= slot)
-    key_mask = state["valid"] | generated[None, :]
+    slot = jnp.where(first, slots - 1, index - 1)
+    own = jnp.arange(rows, dtype=jnp.int32) % copies
+    source = jnp.where(slot_ids[None, :] == slot, own[:, None], state["source"])
+    seen = ((source[:, None, :] == jnp.arange(copies, dtype=jnp.int32)[None, :, None])
+            & (slot_ids <= slot)[None, None, :])
+    prompt = state["prompt"].value
+    key_mask = jnp.concatenate([jnp.repeat(prompt["valid"], copies, axis=0),
+                                seen.reshape(rows, copies * slots)], axis=-1)
     positions = jnp.maximum(state["length"] + index - 1, 0)
     segment = jnp.full(tokens.shape, target_segment, jnp.int32)
+    cache = tuple(CopiesCache(pk, pv, k, v)
+                  for (pk, pv), k, v in zip(prompt["cache"], state["keys"].value,
+                                            state["values"].value))
     logits, cache = model.apply(variables, tokens, segment, positions, key_mask,
-                                state["cache"], slot, method=Bert.decode_step)
-    if tokens.shape[0] % batch:
-      raise ValueError(f"step_fn rows N={tokens.shape[0]} must be a multiple of the batch "
-                       f"size B={batch} (rows b * copies + k)")
-    tiled = jnp.repeat(first_logits, tokens.shape[0] // batch, axis=0)
+                                cache, slot, method=Bert.decode_step)
+    tiled = jnp.repeat(first_logits, copies, axis=0)
     logits = jnp.where(first, tiled, logits.astype(jnp.float32))
-    return logits, {**state, "cache": cache}
+    return logits, {**state, "source": source,
+                    "keys": state["keys"].replace(tuple(c.keys for c in cache)),
+                    "values": state["values"].replace(tuple(c.values for c in cache))}
 
   return step_fn, state

@@ -11,6 +11,9 @@ full-sequence training and one-token-at-a-time decoding; the cache layout is
 `[N, heads, T, head_dim]` per layer (the layout the attention dots read
 directly, so the cache is never transposed), written in place with
 `lax.dynamic_update_slice` (no stacking over layers, no slicing per step).
+For decoding several copies of each input (beams, samples) Attention also takes
+a `CopiesCache`: the prompt stored once per input, one block of generated slots
+per copy, never reordered (see `jaxblog.models.generate`).
 The fused `qkv` projection makes one GEMM per layer instead of three, which is
 what matters for the small-row GEMMs of decoding on CPU (PERF.md lesson 4).
 
@@ -20,7 +23,7 @@ Su 2020, "抛开约束，增强模型：一行代码提升albert表现" (SPEC.md
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -126,13 +129,74 @@ def _init(config: TransformerConfig):
 KVCache = Tuple[jax.Array, jax.Array]
 
 
+class CopiesCache(NamedTuple):
+  """Decoding cache for `C` copies (beams, samples) of each of `B` inputs.
+
+  The prompt's keys/values are stored once per input and shared by its copies;
+  generated keys/values have one block of `G` slots per copy, and a copy only
+  ever writes its own block. Which block holds a hypothesis' token at each
+  generated slot is the caller's business, expressed through the attention mask
+  over `[prompt slots; copy 0 slots; ...; copy C-1 slots]`; so a beam search
+  that reorders hypotheses never moves these arrays (only the mask changes).
+
+  Keys are stored transposed, `head_dim` before slots, so that both attention
+  dots read their right operand in its natural `[contracted, out]` layout (a
+  transposed right operand ran at half speed or less on XLA:CPU).
+
+  Attributes:
+    prompt_keys: `[B, heads, head_dim, P]`.
+    prompt_values: `[B, heads, P, head_dim]`.
+    keys: `[B, heads, head_dim, C * G]`, block `c` of the last axis = copy `c`.
+    values: `[B, heads, C * G, head_dim]`, block `c` = copy `c`.
+  """
+  prompt_keys: jax.Array
+  prompt_values: jax.Array
+  keys: jax.Array
+  values: jax.Array
+
+
+def _copies_attention(q, k, v, mask, cache: CopiesCache, slot):
+  """Attention of rows `b * C + c` over a `CopiesCache`; returns `(context, cache)`.
+
+  `q, k, v` are `[N, heads, Q, head_dim]` with `N = B * C`; `mask` is bool
+  `[N, Q, P + C * G]`; `k, v` are written at generated slot `slot` of each
+  row's own block. Queries of all copies of an input share one batched dot per
+  (input, head), against the prompt and against every copy's block (the mask
+  keeps the right ones), so the dots have `C * Q` rows instead of `Q`.
+  """
+  n, heads, length, dim = q.shape
+  batch = cache.prompt_keys.shape[0]
+  copies = n // batch
+  slots = cache.values.shape[2] // copies
+  prompt = cache.prompt_values.shape[2]
+  # [N, heads, Q, D] -> [B, C, heads, Q, D] -> [B, heads, C, Q, D] (tiny arrays)
+  q, k, v = (jnp.swapaxes(x.reshape(batch, copies, heads, length, dim), 1, 2)
+             for x in (q, k, v))
+  blocks = cache.keys.reshape(batch, heads, dim, copies, slots)
+  k = jnp.moveaxis(k, 4, 2).astype(blocks.dtype)  # [B, heads, D, C, Q]
+  keys = jax.lax.dynamic_update_slice(blocks, k, (0, 0, 0, 0, slot)).reshape(cache.keys.shape)
+  blocks = cache.values.reshape(batch, heads, copies, slots, dim)
+  values = jax.lax.dynamic_update_slice(blocks, v.astype(blocks.dtype), (0, 0, 0, slot, 0)
+                                        ).reshape(cache.values.shape)
+  q = q.reshape(batch, heads, copies * length, dim) * (1.0 / jnp.sqrt(dim).astype(q.dtype))
+  scores = jnp.concatenate([jnp.einsum("bhmd,bhdk->bhmk", q, cache.prompt_keys),
+                            jnp.einsum("bhmd,bhdk->bhmk", q, keys)], axis=-1)
+  visible = mask.reshape(batch, 1, copies * length, mask.shape[-1])
+  scores = jnp.where(visible, scores, jnp.finfo(scores.dtype).min)
+  weights = jax.nn.softmax(scores, axis=-1)
+  context = (jnp.einsum("bhmk,bhkd->bhmd", weights[..., :prompt], cache.prompt_values)
+             + jnp.einsum("bhmk,bhkd->bhmd", weights[..., prompt:], values))
+  context = jnp.swapaxes(context.reshape(batch, heads, copies, length, dim), 1, 2)
+  return context.reshape(n, heads, length, dim), cache._replace(keys=keys, values=values)
+
+
 class Attention(nn.Module):
   """Multi-head self-attention over a bool mask, with an optional KV cache."""
   config: TransformerConfig
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array,
-               cache: Optional[KVCache] = None,
+               cache: Optional[Union[KVCache, CopiesCache]] = None,
                slot: Optional[jax.Array] = None) -> Tuple[jax.Array, KVCache]:
     """Attends `x` to itself, or to the cache after writing `x`'s keys into it.
 
@@ -140,8 +204,10 @@ class Attention(nn.Module):
       x: `[B, Q, H]` inputs.
       mask: bool `[B or 1, Q, K]`, `True` = may attend; `K = Q` without a
         cache, `K` = cache length with one.
-      cache: optional `(keys, values)`, each `[B, heads, K, head_dim]`.
-      slot: int32 scalar, where `x`'s keys/values are written in the cache.
+      cache: optional `(keys, values)`, each `[B, heads, K, head_dim]`, or a
+        `CopiesCache` (then `K = P + C * G` and `mask` is `[N, Q, K]`).
+      slot: int32 scalar, where `x`'s keys/values are written in the cache
+        (for a `CopiesCache`: the generated slot within each copy's block).
 
     Returns:
       `(out [B, Q, H], (keys, values))`: this call's keys/values without a
@@ -152,6 +218,11 @@ class Attention(nn.Module):
     # Heads before time: [B, heads, T, head_dim] is the layout both attention
     # dots consume directly, so a cache kept in it is never transposed.
     q, k, v = (jnp.swapaxes(qkv[..., i, :, :], 1, 2) for i in range(3))
+    if isinstance(cache, CopiesCache):
+      context, cache = _copies_attention(q, k, v, mask, cache, slot)
+      out = nn.DenseGeneral(c.hidden_size, axis=(-2, -1), kernel_init=_init(c),
+                            name="out")(jnp.swapaxes(context, 1, 2))
+      return out, cache
     if cache is not None:
       start = (0, 0, slot, 0)
       k = jax.lax.dynamic_update_slice(cache[0], k.astype(cache[0].dtype), start)

@@ -6,7 +6,8 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tests.decoding._decoding_toys import ToyRNN, exhaustive
-from jaxblog.decoding import beam_search, length_penalty_factor
+from jaxblog.decoding import beam_search, length_penalty_factor, sample
+from jaxblog.decoding._common import Stationary, tile_rows
 
 BOS, EOS = 0, 1
 
@@ -222,3 +223,59 @@ def test_bad_arguments():
     beam_search(lambda t, s, i: (model.step(t, s, i)[0], {"h": s["h"][:, :2],
                                                          "steps": s["steps"]}),
                 state, **kw)
+
+
+class _StationaryRNN:
+  """`ToyRNN` keeping its hidden states in `Stationary` per-copy history blocks.
+
+  The search never moves the history; the step finds a hypothesis' previous
+  hidden state through `src` (which copy wrote each position), the one
+  ordinary leaf, which the search reorders. The initial hidden state is
+  shared by all copies (a `Stationary` without `copy_axis`).
+  """
+
+  def __init__(self, toy, batch, max_len):
+    self.toy, self.batch, self.max_len = toy, batch, max_len
+
+  def init(self, state):
+    h0 = state["h"]
+    return {"h0": Stationary(h0),
+            "hist": Stationary(jnp.zeros((self.batch, self.max_len, h0.shape[1])), copy_axis=1),
+            "src": jnp.zeros((self.batch, self.max_len), jnp.int32)}
+
+  def step(self, tokens, state, index):
+    rows = tokens.shape[0]
+    copies = rows // self.batch
+    hist = state["hist"].value  # [B, C * L, hidden]
+    b = jnp.arange(rows) // copies
+    prev = jnp.maximum(index - 1, 0)
+    where = state["src"][:, prev] * self.max_len + prev
+    h_prev = jnp.where(index == 0, state["h0"].value[b], hist[b, where])
+    h = jnp.tanh(h_prev @ self.toy.w + jnp.asarray(self.toy.e)[tokens])
+    logits = h @ self.toy.u + jnp.asarray(self.toy.b)[index][None, :]
+    own = jnp.arange(rows) % copies
+    hist = hist.at[b, own * self.max_len + index].set(h)
+    src = state["src"].at[:, index].set(own)
+    return logits, {**state, "hist": state["hist"].replace(hist), "src": src}
+
+
+def test_stationary_state_is_neither_tiled_nor_reordered():
+  batch, beams, length = 3, 3, 6
+  toy = ToyRNN(seed=4, vocab=6, max_len=length)
+  plain = toy.init(batch)
+  moved = _StationaryRNN(toy, batch, length)
+  state = moved.init(plain)
+  tiled = tile_rows(state, batch, beams)
+  assert tiled["h0"].value.shape == (batch, toy.hidden)  # shared
+  assert tiled["hist"].value.shape == (batch, beams * length, toy.hidden)
+  assert tiled["src"].shape == (batch * beams, length)
+  kw = dict(batch_size=batch, beam_size=beams, max_len=length, bos_id=BOS, eos_id=EOS)
+  for extra in (dict(length_penalty=0.7), dict(stop_rule="reference"), dict(gather="one_hot")):
+    want = beam_search(toy.step, plain, **kw, **extra)
+    got = jax.jit(lambda s, extra=extra: beam_search(moved.step, s, **kw, **extra))(state)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5)
+  rng = jax.random.PRNGKey(3)
+  kw = dict(batch_size=batch, max_len=length, bos_id=BOS, eos_id=EOS, num_samples=2)
+  np.testing.assert_array_equal(sample(moved.step, state, rng, **kw),
+                                sample(toy.step, plain, rng, **kw))

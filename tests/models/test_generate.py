@@ -7,7 +7,7 @@ import pytest
 from jaxblog import decoding
 from jaxblog.models.bert import Bert
 from jaxblog.models.generate import cached_decoder, kv_bytes_per_token
-from jaxblog.models.transformer import TransformerConfig
+from jaxblog.models.transformer import Attention, CopiesCache, TransformerConfig
 
 BERT = TransformerConfig(vocab_size=40, hidden_size=16, num_layers=2, num_heads=2,
                          intermediate_size=32, max_position=24, with_mlm=True)
@@ -114,3 +114,53 @@ def test_errors():
   with pytest.raises(ValueError, match="LM head"):
     cached_decoder(Bert(BERT.replace(with_mlm=False)), variables, prompt, max_new_tokens=3,
                    application="lm")
+
+
+@pytest.mark.parametrize("dtype,tol", [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2)])
+def test_copies_cache_attention_equals_per_row_cache(dtype, tol):
+  """`CopiesCache` (shared prompt, per-copy blocks, mask picks the history)
+  gives the per-row cache's outputs, including padded prompts and a row
+  with no visible prompt key."""
+  config = GPT.replace(hidden_size=16, num_heads=2)
+  batch, copies, prompt, slots, heads, dim = 2, 3, 4, 5, 2, 8
+  rows, slot = batch * copies, 3
+  keys = jax.random.split(jax.random.PRNGKey(7), 6)
+  x = jax.random.normal(keys[0], (rows, 1, 16)).astype(dtype)
+  pk, pv = (jax.random.normal(k, (batch, heads, prompt, dim)).astype(dtype) for k in keys[1:3])
+  gk, gv = (jax.random.normal(k, (batch, heads, copies * slots, dim)).astype(dtype)
+            for k in keys[3:5])
+  own = np.arange(rows) % copies
+  source = np.array(jax.random.randint(keys[5], (rows, slots), 0, copies))
+  source[:, slot] = own
+  valid = np.array([[True] * prompt, [True, True, False, False]])
+  valid_rows = np.repeat(valid, copies, axis=0)
+  valid_rows[-1] = False  # this row sees generated slots only
+  b = np.arange(rows) // copies
+  # Per-row reference cache: the prompt, then the row's history slot by slot.
+  hist = source * slots + np.arange(slots)  # [N, G] index into the copy blocks
+  ref_k = jnp.concatenate([pk[b], jnp.take_along_axis(gk[b], hist[:, None, :, None], 2)], 2)
+  ref_v = jnp.concatenate([pv[b], jnp.take_along_axis(gv[b], hist[:, None, :, None], 2)], 2)
+  ref_mask = np.concatenate([valid_rows, np.broadcast_to(np.arange(slots) <= slot,
+                                                         (rows, slots))], 1)
+  attention = Attention(config)
+  params = attention.init(jax.random.PRNGKey(0), x, jnp.asarray(ref_mask[:, None]))
+  want, (want_k, want_v) = jax.jit(attention.apply)(
+      params, x, jnp.asarray(ref_mask[:, None]), (ref_k, ref_v), jnp.int32(prompt + slot))
+  seen = (source[:, None, :] == np.arange(copies)[None, :, None]) & (np.arange(slots) <= slot)
+  mask = np.concatenate([valid_rows, seen.reshape(rows, copies * slots)], 1)
+  cache = CopiesCache(jnp.swapaxes(pk, 2, 3), pv, jnp.swapaxes(gk, 2, 3), gv)
+  got, new = jax.jit(attention.apply)(params, x, jnp.asarray(mask[:, None]), cache,
+                                      jnp.int32(slot))
+  assert got.dtype == want.dtype and bool(jnp.all(jnp.isfinite(got)))
+  np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(want, np.float32),
+                             atol=tol, rtol=tol)
+  # Each row wrote its keys/values into its own block only.
+  at = own * slots + slot
+  np.testing.assert_array_equal(np.asarray(new.keys[b, :, :, at], np.float32),
+                                np.asarray(want_k[:, :, prompt + slot], np.float32))
+  np.testing.assert_array_equal(np.asarray(new.values[b, :, at], np.float32),
+                                np.asarray(want_v[:, :, prompt + slot], np.float32))
+  untouched = np.ones(copies * slots, bool)
+  untouched[np.arange(copies) * slots + slot] = False
+  np.testing.assert_array_equal(np.asarray(new.values[:, :, untouched], np.float32),
+                                np.asarray(gv[:, :, untouched], np.float32))
