@@ -43,7 +43,8 @@ def _full_logits(model, variables, application):
 
 
 # The pre-LN (GPT) cache path is covered by the beam/greedy test below.
-@pytest.mark.parametrize("config,application", [(BERT, "lm"), (BERT, "unilm")])
+@pytest.mark.parametrize("config,application", [
+    (BERT, "lm"), (BERT, "unilm"), (BERT.replace(embedding_size=8, share_layers=True), "unilm")])
 def test_cached_steps_equal_recompute(config, application):
   model, variables = _setup(config)
   valid = PROMPT != 0
