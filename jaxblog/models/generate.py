@@ -14,8 +14,8 @@ source's final `[SEP]` must be seen bidirectionally by the source, so it cannot
 be deferred to a decoding step. To stay branch-free, step 0 still runs the
 model once into a scratch cache slot that no query ever sees (1 wasted step
 of `max_len`; a `lax.cond` instead cost ~30 % per step on CPU). Prompts are
-right-padded; generated tokens get position ids `length + index - 1` per row, exactly as in training where the
-target follows the source without gaps.
+right-padded; generated tokens get position ids `length + index - 1` per row,
+exactly as in training where the target follows the source without gaps.
 
 The cache is never reordered (the search would otherwise gather all of it
 every beam step, which cost as much as a third of the step on CPU): it is a
