@@ -14,7 +14,7 @@ every leaf along the copy axis. Two gathers are offered:
   friendliest op for any partitioner, at `K_old` multiply-adds per element.
 
 Parts of a state wrapped in `Stationary` are exempt from both: they are shared
-by all copies of an input or hold one block per copy, and the searches never
+by all copies of an input or hold entries per copy, and the searches never
 move them. A KV cache kept this way costs no per-step gather; the step function
 then tracks which copy holds each hypothesis' history itself, through an
 ordinary (cheap) state leaf that the search does reorder
@@ -38,9 +38,9 @@ class Stationary:
   Attributes:
     value: any pytree; its leaves need no leading row axis.
     copy_axis: `None`: `value` is shared by all copies of each input (e.g. a
-      prompt's keys/values). An int `a`: every leaf is tiled along axis `a`
-      when the search tiles the state, so a leaf of size `n` on that axis
-      becomes `copies * n`, block `c` belonging to copy `c`; blocks are never
+      prompt's keys/values). An int `a`: every leaf is repeated along axis `a`
+      when the search tiles the state (as rows are), so entry `i` of a leaf
+      becomes entries `i * copies + c`, the one of copy `c`; they are never
       reordered afterwards.
   """
 
@@ -68,9 +68,7 @@ def _tile_stationary(part: Stationary, copies: int) -> Stationary:
   if part.copy_axis is None:
     return part
   return part.replace(jax.tree.map(
-      lambda x: jnp.tile(jnp.asarray(x), [copies if a == part.copy_axis else 1
-                                          for a in range(jnp.ndim(x))]),
-      part.value))
+      lambda x: jnp.repeat(jnp.asarray(x), copies, axis=part.copy_axis), part.value))
 
 
 def static_int(name: str, value, minimum: int) -> int:

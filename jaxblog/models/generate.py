@@ -21,10 +21,10 @@ The cache is never reordered (the search would otherwise gather all of it
 every beam step, which cost as much as a third of the step on CPU): it is a
 `transformer.CopiesCache` per layer, held in `Stationary` parts of the state.
 The prompt's keys/values are stored once per input and shared by its copies
-(beams or samples); generated keys/values get one block per copy, and each
-row writes only its own block. The one ordinary leaf the search reorders is
-`source [N, max_new_tokens]`, which copy's block holds the row's token at
-each generated slot; the attention mask is built from it. The step function
+(beams or samples); generated keys/values get slots per copy, and each row
+writes only its own. The one ordinary leaf the search reorders is
+`source [N, max_new_tokens]`, which copy holds the row's token at each
+generated slot; the attention mask is built from it. The step function
 assumes the searches' row order `b * copies + k`. Cache memory per token and
 sequence is `2 * num_layers * hidden_size * itemsize` bytes
 (`kv_bytes_per_token`); the prompt's share is not multiplied by the beam.
@@ -140,10 +140,10 @@ def cached_decoder(model: Bert, variables, input_ids: jax.Array,
   state = {
       # Shared by all copies of an input; never tiled or reordered.
       "prompt": _common.Stationary({"cache": prompt_cache, "valid": valid}),
-      # One block of `slots` per copy (tiled by the search), never reordered.
+      # `slots` entries per copy (repeated by the search), never reordered.
       "keys": _common.Stationary(tuple(k for k, _ in generated), copy_axis=3),
       "values": _common.Stationary(tuple(v for _, v in generated), copy_axis=2),
-      # source[r, t]: the copy whose block holds row r's token of slot t; an
+      # source[r, t]: the copy whose entries hold row r's token of slot t; an
       # ordinary leaf, so a beam search reorders it with the hypotheses.
       "source": jnp.zeros((batch, slots), jnp.int32),
       "length": jnp.sum(valid, axis=-1).astype(jnp.int32),
@@ -167,11 +167,11 @@ def cached_decoder(model: Bert, variables, input_ids: jax.Array,
     slot = jnp.where(first, slots - 1, index - 1)
     own = jnp.arange(rows, dtype=jnp.int32) % copies
     source = jnp.where(slot_ids[None, :] == slot, own[:, None], state["source"])
-    seen = ((source[:, None, :] == jnp.arange(copies, dtype=jnp.int32)[None, :, None])
-            & (slot_ids <= slot)[None, None, :])
+    seen = ((source[:, :, None] == jnp.arange(copies, dtype=jnp.int32)[None, None, :])
+            & (slot_ids <= slot)[None, :, None])  # [N, slots, copies]
     prompt = state["prompt"].value
     key_mask = jnp.concatenate([jnp.repeat(prompt["valid"], copies, axis=0),
-                                seen.reshape(rows, copies * slots)], axis=-1)
+                                seen.reshape(rows, slots * copies)], axis=-1)
     positions = jnp.maximum(state["length"] + index - 1, 0)
     segment = jnp.full(tokens.shape, target_segment, jnp.int32)
     cache = tuple(CopiesCache(pk, pv, k, v)

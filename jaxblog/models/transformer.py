@@ -12,8 +12,8 @@ full-sequence training and one-token-at-a-time decoding; the cache layout is
 directly, so the cache is never transposed), written in place with
 `lax.dynamic_update_slice` (no stacking over layers, no slicing per step).
 For decoding several copies of each input (beams, samples) Attention also takes
-a `CopiesCache`: the prompt stored once per input, one block of generated slots
-per copy, never reordered (see `jaxblog.models.generate`).
+a `CopiesCache`: the prompt stored once per input, generated slots per copy,
+never reordered (see `jaxblog.models.generate`).
 The fused `qkv` projection makes one GEMM per layer instead of three, which is
 what matters for the small-row GEMMs of decoding on CPU (PERF.md lesson 4).
 
@@ -132,12 +132,14 @@ KVCache = Tuple[jax.Array, jax.Array]
 class CopiesCache(NamedTuple):
   """Decoding cache for `C` copies (beams, samples) of each of `B` inputs.
 
-  The prompt's keys/values are stored once per input and shared by its copies;
-  generated keys/values have one block of `G` slots per copy, and a copy only
-  ever writes its own block. Which block holds a hypothesis' token at each
-  generated slot is the caller's business, expressed through the attention mask
-  over `[prompt slots; copy 0 slots; ...; copy C-1 slots]`; so a beam search
-  that reorders hypotheses never moves these arrays (only the mask changes).
+  The prompt's keys/values are stored once per input and shared by its copies.
+  Generated keys/values have `G` slots per copy, interleaved slot-major: slot
+  `g` of copy `c` is entry `g * C + c`, so one step writes one contiguous
+  `dynamic_update_slice` (in place) for all copies, and a copy only ever
+  writes its own entries. Which copy holds a hypothesis' token at each slot is
+  the caller's business, expressed through the attention mask over `[prompt
+  slots; generated entries]`; so a beam search that reorders hypotheses never
+  moves these arrays (only the mask changes).
 
   Keys are stored transposed, `head_dim` before slots, so that both attention
   dots read their right operand in its natural `[contracted, out]` layout (a
@@ -146,8 +148,8 @@ class CopiesCache(NamedTuple):
   Attributes:
     prompt_keys: `[B, heads, head_dim, P]`.
     prompt_values: `[B, heads, P, head_dim]`.
-    keys: `[B, heads, head_dim, C * G]`, block `c` of the last axis = copy `c`.
-    values: `[B, heads, C * G, head_dim]`, block `c` = copy `c`.
+    keys: `[B, heads, head_dim, G * C]`.
+    values: `[B, heads, G * C, head_dim]`.
   """
   prompt_keys: jax.Array
   prompt_values: jax.Array
@@ -159,26 +161,25 @@ def _copies_attention(q, k, v, mask, cache: CopiesCache, slot):
   """Attention of rows `b * C + c` over a `CopiesCache`; returns `(context, cache)`.
 
   `q, k, v` are `[N, heads, Q, head_dim]` with `N = B * C`; `mask` is bool
-  `[N, Q, P + C * G]`; `k, v` are written at generated slot `slot` of each
-  row's own block. Queries of all copies of an input share one batched dot per
-  (input, head), against the prompt and against every copy's block (the mask
-  keeps the right ones), so the dots have `C * Q` rows instead of `Q`.
+  `[N, Q, P + G * C]`; `k, v` go to slots `slot .. slot + Q - 1` of each row's
+  own copy. Queries of all copies of an input share one batched dot per
+  (input, head), against the prompt and against every copy's entries (the
+  mask keeps the right ones), so the dots have `C * Q` rows instead of `Q`.
   """
   n, heads, length, dim = q.shape
   batch = cache.prompt_keys.shape[0]
   copies = n // batch
-  slots = cache.values.shape[2] // copies
   prompt = cache.prompt_values.shape[2]
-  # [N, heads, Q, D] -> [B, C, heads, Q, D] -> [B, heads, C, Q, D] (tiny arrays)
-  q, k, v = (jnp.swapaxes(x.reshape(batch, copies, heads, length, dim), 1, 2)
-             for x in (q, k, v))
-  blocks = cache.keys.reshape(batch, heads, dim, copies, slots)
-  k = jnp.moveaxis(k, 4, 2).astype(blocks.dtype)  # [B, heads, D, C, Q]
-  keys = jax.lax.dynamic_update_slice(blocks, k, (0, 0, 0, 0, slot)).reshape(cache.keys.shape)
-  blocks = cache.values.reshape(batch, heads, copies, slots, dim)
-  values = jax.lax.dynamic_update_slice(blocks, v.astype(blocks.dtype), (0, 0, 0, slot, 0)
-                                        ).reshape(cache.values.shape)
-  q = q.reshape(batch, heads, copies * length, dim) * (1.0 / jnp.sqrt(dim).astype(q.dtype))
+  # [N, heads, Q, D] -> [B, C, heads, Q, D] (tiny arrays)
+  q, k, v = (x.reshape(batch, copies, heads, length, dim) for x in (q, k, v))
+  k = jnp.transpose(k, (0, 2, 4, 3, 1)).reshape(batch, heads, dim, length * copies)
+  v = jnp.transpose(v, (0, 2, 3, 1, 4)).reshape(batch, heads, length * copies, dim)
+  start = slot * copies
+  keys = jax.lax.dynamic_update_slice(cache.keys, k.astype(cache.keys.dtype), (0, 0, 0, start))
+  values = jax.lax.dynamic_update_slice(cache.values, v.astype(cache.values.dtype),
+                                        (0, 0, start, 0))
+  q = jnp.swapaxes(q, 1, 2).reshape(batch, heads, copies * length, dim)
+  q = q * (1.0 / jnp.sqrt(dim).astype(q.dtype))
   scores = jnp.concatenate([jnp.einsum("bhmd,bhdk->bhmk", q, cache.prompt_keys),
                             jnp.einsum("bhmd,bhdk->bhmk", q, keys)], axis=-1)
   visible = mask.reshape(batch, 1, copies * length, mask.shape[-1])
@@ -205,9 +206,9 @@ class Attention(nn.Module):
       mask: bool `[B or 1, Q, K]`, `True` = may attend; `K = Q` without a
         cache, `K` = cache length with one.
       cache: optional `(keys, values)`, each `[B, heads, K, head_dim]`, or a
-        `CopiesCache` (then `K = P + C * G` and `mask` is `[N, Q, K]`).
+        `CopiesCache` (then `K = P + G * C` and `mask` is `[N, Q, K]`).
       slot: int32 scalar, where `x`'s keys/values are written in the cache
-        (for a `CopiesCache`: the generated slot within each copy's block).
+        (for a `CopiesCache`: the generated slot of each row's copy).
 
     Returns:
       `(out [B, Q, H], (keys, values))`: this call's keys/values without a

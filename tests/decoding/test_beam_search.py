@@ -246,15 +246,15 @@ class _StationaryRNN:
   def step(self, tokens, state, index):
     rows = tokens.shape[0]
     copies = rows // self.batch
-    hist = state["hist"].value  # [B, C * L, hidden]
+    hist = state["hist"].value  # [B, L * C, hidden], position t of copy c at t * C + c
     b = jnp.arange(rows) // copies
     prev = jnp.maximum(index - 1, 0)
-    where = state["src"][:, prev] * self.max_len + prev
+    where = prev * copies + state["src"][:, prev]
     h_prev = jnp.where(index == 0, state["h0"].value[b], hist[b, where])
     h = jnp.tanh(h_prev @ self.toy.w + jnp.asarray(self.toy.e)[tokens])
     logits = h @ self.toy.u + jnp.asarray(self.toy.b)[index][None, :]
     own = jnp.arange(rows) % copies
-    hist = hist.at[b, own * self.max_len + index].set(h)
+    hist = hist.at[b, index * copies + own].set(h)
     src = state["src"].at[:, index].set(own)
     return logits, {**state, "hist": state["hist"].replace(hist), "src": src}
 
@@ -267,7 +267,7 @@ def test_stationary_state_is_neither_tiled_nor_reordered():
   state = moved.init(plain)
   tiled = tile_rows(state, batch, beams)
   assert tiled["h0"].value.shape == (batch, toy.hidden)  # shared
-  assert tiled["hist"].value.shape == (batch, beams * length, toy.hidden)
+  assert tiled["hist"].value.shape == (batch, length * beams, toy.hidden)
   assert tiled["src"].shape == (batch * beams, length)
   kw = dict(batch_size=batch, beam_size=beams, max_len=length, bos_id=BOS, eos_id=EOS)
   for extra in (dict(length_penalty=0.7), dict(stop_rule="reference"), dict(gather="one_hot")):

@@ -119,7 +119,7 @@ def test_errors():
 
 @pytest.mark.parametrize("dtype,tol", [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2)])
 def test_copies_cache_attention_equals_per_row_cache(dtype, tol):
-  """`CopiesCache` (shared prompt, per-copy blocks, mask picks the history)
+  """`CopiesCache` (shared prompt, per-copy slots, mask picks the history)
   gives the per-row cache's outputs, including padded prompts and a row
   with no visible prompt key."""
   config = GPT.replace(hidden_size=16, num_heads=2)
@@ -128,7 +128,8 @@ def test_copies_cache_attention_equals_per_row_cache(dtype, tol):
   keys = jax.random.split(jax.random.PRNGKey(7), 6)
   x = jax.random.normal(keys[0], (rows, 1, 16)).astype(dtype)
   pk, pv = (jax.random.normal(k, (batch, heads, prompt, dim)).astype(dtype) for k in keys[1:3])
-  gk, gv = (jax.random.normal(k, (batch, heads, copies * slots, dim)).astype(dtype)
+  # generated entries, slot g of copy c at g * copies + c
+  gk, gv = (jax.random.normal(k, (batch, heads, slots * copies, dim)).astype(dtype)
             for k in keys[3:5])
   own = np.arange(rows) % copies
   source = np.array(jax.random.randint(keys[5], (rows, slots), 0, copies))
@@ -138,7 +139,7 @@ def test_copies_cache_attention_equals_per_row_cache(dtype, tol):
   valid_rows[-1] = False  # this row sees generated slots only
   b = np.arange(rows) // copies
   # Per-row reference cache: the prompt, then the row's history slot by slot.
-  hist = source * slots + np.arange(slots)  # [N, G] index into the copy blocks
+  hist = np.arange(slots) * copies + source  # [N, G] entries
   ref_k = jnp.concatenate([pk[b], jnp.take_along_axis(gk[b], hist[:, None, :, None], 2)], 2)
   ref_v = jnp.concatenate([pv[b], jnp.take_along_axis(gv[b], hist[:, None, :, None], 2)], 2)
   ref_mask = np.concatenate([valid_rows, np.broadcast_to(np.arange(slots) <= slot,
@@ -147,21 +148,20 @@ def test_copies_cache_attention_equals_per_row_cache(dtype, tol):
   params = attention.init(jax.random.PRNGKey(0), x, jnp.asarray(ref_mask[:, None]))
   want, (want_k, want_v) = jax.jit(attention.apply)(
       params, x, jnp.asarray(ref_mask[:, None]), (ref_k, ref_v), jnp.int32(prompt + slot))
-  seen = (source[:, None, :] == np.arange(copies)[None, :, None]) & (np.arange(slots) <= slot)
-  mask = np.concatenate([valid_rows, seen.reshape(rows, copies * slots)], 1)
+  seen = (source[:, :, None] == np.arange(copies)) & (np.arange(slots) <= slot)[:, None]
+  mask = np.concatenate([valid_rows, seen.reshape(rows, slots * copies)], 1)
   cache = CopiesCache(jnp.swapaxes(pk, 2, 3), pv, jnp.swapaxes(gk, 2, 3), gv)
   got, new = jax.jit(attention.apply)(params, x, jnp.asarray(mask[:, None]), cache,
                                       jnp.int32(slot))
   assert got.dtype == want.dtype and bool(jnp.all(jnp.isfinite(got)))
   np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(want, np.float32),
                              atol=tol, rtol=tol)
-  # Each row wrote its keys/values into its own block only.
-  at = own * slots + slot
+  # Each row wrote its keys/values into its own entry only.
+  at = slot * copies + own
   np.testing.assert_array_equal(np.asarray(new.keys[b, :, :, at], np.float32),
                                 np.asarray(want_k[:, :, prompt + slot], np.float32))
   np.testing.assert_array_equal(np.asarray(new.values[b, :, at], np.float32),
                                 np.asarray(want_v[:, :, prompt + slot], np.float32))
-  untouched = np.ones(copies * slots, bool)
-  untouched[np.arange(copies) * slots + slot] = False
+  untouched = np.arange(slots * copies) // copies != slot
   np.testing.assert_array_equal(np.asarray(new.values[:, :, untouched], np.float32),
                                 np.asarray(gv[:, :, untouched], np.float32))
