@@ -212,6 +212,88 @@ def test_length_one_and_left_padding():
       crf.log_likelihood(packed, tags[1:4], trans, start=start, end=end), rtol=1e-5)
 
 
+def reference_log_partition(em, trans, mask, start, end):
+  """Plain log-space forward recursion: the autodiff reference for gradients."""
+  n, length, k = em.shape
+  alpha = jnp.zeros((n, k))
+  started = jnp.zeros((n,), bool)
+  for t in range(length):  # T is small and static in these tests
+    moved = jax.nn.logsumexp(alpha[:, :, None] + trans[None], axis=1)
+    new = jnp.where(started[:, None], moved, start[None, :]) + em[:, t]
+    alpha = jnp.where(mask[:, t, None], new, alpha)
+    started = started | mask[:, t]
+  out = jax.nn.logsumexp(alpha + end[None, :], axis=1)
+  return jnp.where(started, out, 0.0)
+
+
+def _masks(rng, n, length):
+  """Right padding, left padding, gaps, all-invalid and length-1 rows."""
+  mask = rng.random((n, length)) < 0.6
+  mask[0] = np.arange(length) < length - 2
+  mask[1] = np.arange(length) >= 2
+  mask[2] = False
+  mask[3] = np.arange(length) == 3
+  mask[4] = True
+  return mask
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_forward_backward_gradient_equals_autodiff(constrained):
+  rng = np.random.default_rng(7)
+  n, length, k = 7, 6, 4
+  em = (2.0 * rng.normal(size=(n, length, k))).astype(np.float32)
+  trans = rng.normal(size=(k, k)).astype(np.float32)
+  start, end = rng.normal(size=k).astype(np.float32), rng.normal(size=k).astype(np.float32)
+  if constrained:  # every tag keeps one allowed predecessor and successor
+    trans[rng.random((k, k)) < 0.4] = -np.inf
+    np.fill_diagonal(trans, 0.5)
+    start[0] = end[1] = -np.inf
+  mask = _masks(rng, n, length)
+  weights = rng.normal(size=n).astype(np.float32)
+
+  def grads(fn):
+    loss = lambda e, t, s, z: jnp.sum(weights * fn(e, t, mask, s, z))
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)))(em, trans, start, end)
+
+  got_value, got = grads(lambda e, t, m, s, z: crf.log_partition(e, t, m, start=s, end=z))
+  want_value, want = grads(reference_log_partition)
+  np.testing.assert_allclose(got_value, want_value, rtol=1e-5)
+  for name, a, b in zip(("emissions", "transitions", "start", "end"), got, want):
+    assert np.all(np.isfinite(a)), name
+    b = np.where(np.isfinite(b), b, 0.0)  # -inf entries: the reference gives 0 or NaN
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
+  assert np.all(np.asarray(got[0])[~mask] == 0) and np.all(np.asarray(got[0])[2] == 0)
+
+
+def test_forward_backward_gradient_bf16_vmap_and_empty():
+  rng = np.random.default_rng(8)
+  em = rng.normal(size=(3, 5, 6, 4)).astype(np.float32)
+  trans = rng.normal(size=(4, 4)).astype(np.float32)
+  mask = rng.random((3, 5, 6)) < 0.7
+  tags = rng.integers(0, 4, (3, 5, 6))
+
+  @jax.jit
+  def run(e, t):
+    loss = lambda e, t: -jnp.sum(crf.log_likelihood(e, tags, t, mask))
+    batched = jax.value_and_grad(loss, argnums=(0, 1))(e, t)
+    mapped = jax.grad(lambda e, t: -jnp.sum(jax.vmap(
+        lambda x, y, m: crf.log_likelihood(x, y, t, m))(e, tags, mask)), argnums=(0, 1))(e, t)
+    return batched, mapped
+
+  (value, (g_em, g_t)), (v_em, v_t) = run(em, trans)
+  np.testing.assert_allclose(g_em, v_em, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(g_t, v_t, rtol=1e-5, atol=1e-5)
+  (_, (b_em, b_t)), _ = run(jnp.asarray(em, jnp.bfloat16), jnp.asarray(trans, jnp.bfloat16))
+  assert b_em.dtype == jnp.bfloat16 and b_t.dtype == jnp.bfloat16
+  want = jax.jit(jax.grad(lambda e, t: -jnp.sum(crf.log_likelihood(e, tags, t, mask)), argnums=(0, 1)))(
+      np.asarray(jnp.asarray(em, jnp.bfloat16), np.float32),
+      np.asarray(jnp.asarray(trans, jnp.bfloat16), np.float32))
+  np.testing.assert_allclose(np.asarray(b_em, np.float32), want[0], rtol=0.02, atol=0.02)
+  # T = 0: no valid position anywhere, value and gradients 0.
+  empty = jax.value_and_grad(lambda e: jnp.sum(crf.log_partition(e, trans)))(jnp.zeros((2, 0, 4)))
+  assert float(empty[0]) == 0.0 and empty[1].shape == (2, 0, 4)
+
+
 LABELS_BIO = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 

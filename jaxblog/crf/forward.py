@@ -22,6 +22,8 @@ position has score 0 and log-partition 0. Marginals come from autodiff.
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 from jax import lax
 import jax.numpy as jnp
@@ -54,30 +56,126 @@ def _gold_score(chain, tags):
   return jnp.sum(total, axis=1)
 
 
-def _log_partition_sequential(chain, unroll=1):
-  em, trans, start, end, mask = chain[:5]
-  first = _inputs.boundaries(mask)[0]
-  # Row shift r_i = max_j T_ij: the carried state is log p + c = alpha + r.
-  r = _finite_or_zero(lax.stop_gradient(jnp.max(trans, axis=1)))
-  expt = jnp.exp(trans - r[:, None])
-  shifted = em + r[None, None, :]
-  n, _, k = em.shape
+def _shift_rows(trans):
+  """Row maxima `r` (0 for an all -inf row) and `exp(T - r)`, whose rows peak at 1."""
+  r = _finite_or_zero(jnp.max(trans, axis=1))
+  return r, jnp.exp(trans - r[:, None])
+
+
+def _alpha_scan(em_t, expt, start, end_r, mask, first, stack=False, unroll=1):
+  """Scaled forward recursion in the `[K, N]` layout.
+
+  Args:
+    em_t: `[T, K, N]` emissions plus the row shift `r`.
+    expt: `[K, K]` `exp(T - r)`.
+    start: `[K]`.
+    end_r: `[K]` `end - r`.
+    mask, first: `[N, T]` bool.
+    stack: also return the state after every step, `[T, K, N]`.
+    unroll: `lax.scan` unroll factor.
+
+  Returns:
+    `(log Z [N], final state [K, N], stacked states or None)`.
+  """
+  _, k, n = em_t.shape
+  expt_t = expt.T
 
   def step(carry, xs):
     p, c = carry
     f_t, m_t, first_t = xs
-    logq = _safe_log(p @ expt)
-    l = jnp.where(first_t[:, None], start[None, :], logq) + f_t
-    top = _finite_or_zero(lax.stop_gradient(jnp.max(l, axis=1)))
-    p_new = jnp.exp(l - top[:, None])
-    c_new = jnp.where(first_t, 0.0, c) + top
-    return (jnp.where(m_t[:, None], p_new, p), jnp.where(m_t, c_new, c)), None
+    l = jnp.where(first_t[None, :], start[:, None], _safe_log(expt_t @ p)) + f_t
+    top = _finite_or_zero(jnp.max(l, axis=0))
+    p = jnp.where(m_t[None, :], jnp.exp(l - top[None, :]), p)
+    c = jnp.where(m_t, jnp.where(first_t, 0.0, c) + top, c)
+    return (p, c), (p if stack else None)
 
-  init = (jnp.ones((n, k), em.dtype), jnp.zeros((n,), em.dtype))
-  xs = (jnp.swapaxes(shifted, 0, 1), mask.T, first.T)
-  (p, c), _ = lax.scan(step, init, xs, unroll=unroll)
-  out = c + jax.nn.logsumexp(_safe_log(p) + (end - r)[None, :], axis=1)
-  return jnp.where(jnp.any(mask, axis=1), out, 0.0)
+  init = (jnp.ones((k, n), em_t.dtype), jnp.zeros((n,), em_t.dtype))
+  (p, c), ps = lax.scan(step, init, (em_t, mask.T, first.T), unroll=unroll)
+  out = c + jax.nn.logsumexp(_safe_log(p) + end_r[:, None], axis=0)
+  return jnp.where(jnp.any(mask, axis=1), out, 0.0), p, ps
+
+
+def _time_major(em, r):
+  """`[N, T, K]` emissions plus `r` as `[T, K, N]` (one transposing copy)."""
+  return jnp.transpose(em + r[None, None, :], (1, 2, 0))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _log_z(em, trans, start, end, mask, unroll=1):
+  """Sequential log Z `[N]` of flat inputs, with a forward-backward gradient."""
+  r, expt = _shift_rows(trans)
+  first = _inputs.boundaries(mask)[0]
+  return _alpha_scan(_time_major(em, r), expt, start, end - r, mask, first,
+                     unroll=unroll)[0]
+
+
+def _log_z_fwd(em, trans, start, end, mask, unroll):
+  r, expt = _shift_rows(trans)
+  first, last, _ = _inputs.boundaries(mask)
+  em_t = _time_major(em, r)
+  out, p_last, ps = _alpha_scan(em_t, expt, start, end - r, mask, first,
+                                stack=True, unroll=unroll)
+  return out, (em_t, ps, p_last, expt, start, end - r, mask, last)
+
+
+def _log_z_bwd(unroll, res, g):
+  """Beta recursion with the cotangent `g` known: marginals and pair counts.
+
+  At a valid position `t` with forward state `p_t` and next-state message
+  `b_t = exp(T - r) @ h_next` (or `exp(end - r)` at the last valid position),
+  the marginal is `p_t * b_t / n_t` with `n_t = sum(p_t * b_t)`, and the pair
+  marginal with the next valid position is `p_t[i] exp(T - r)[i, j]
+  h_next[j] / n_t`: the same normaliser, so no scale bookkeeping is needed.
+  Pair counts accumulate as one `[K, N] @ [N, K]` product per step.
+  """
+  em_t, ps, p_last, expt, start, end_r, mask, last = res
+  length, k, n = em_t.shape
+  if length == 0:  # no position at all: log Z is the constant 0
+    return (jnp.zeros((n, 0, k), em_t.dtype), jnp.zeros_like(expt),
+            jnp.zeros_like(start), jnp.zeros_like(end_r), None)
+  end_p = jnp.exp(end_r - _finite_or_zero(jnp.max(end_r)))
+
+  def weights(x, norm):
+    # g / n, zero where n underflowed; the floor keeps g / n finite (a
+    # position whose forward and backward states share < 1e-30 of their mass).
+    return jnp.where(norm > 0, g / jnp.maximum(norm, _NORM_FLOOR), 0.0) * x
+
+  def step(carry, xs):
+    h, pairs, d_em = carry
+    t, f_t, p_t, m_t, last_t = xs
+    b = expt @ h
+    b_last = jnp.where(last_t[None, :], end_p[:, None], b)
+    scale = weights(m_t, jnp.sum(p_t * b_last, axis=0))
+    d_em = lax.dynamic_update_index_in_dim(d_em, (p_t * b_last * scale[None, :]).T, t, 1)
+    pairs = pairs + (p_t * jnp.where(last_t, 0.0, scale)[None, :]) @ h.T
+    l = jnp.where(last_t[None, :], end_r[:, None], _safe_log(b)) + f_t
+    top = _finite_or_zero(jnp.max(l, axis=0))
+    h = jnp.where(m_t[None, :], jnp.exp(l - top[None, :]), h)
+    return (h, pairs, d_em), None
+
+  init = (jnp.ones((k, n), em_t.dtype), jnp.zeros((k, k), em_t.dtype),
+          jnp.zeros((n, length, k), em_t.dtype))
+  xs = (jnp.arange(length), em_t, ps, mask.T, last.T)
+  (h_first, pairs, d_em), _ = lax.scan(step, init, xs, reverse=True, unroll=unroll)
+
+  # Boundary marginals from the boundary states: the forward's final state sits
+  # at the last valid position, the backward's final carry at the first one.
+  def boundary(state, weight):
+    z = jnp.where(jnp.any(mask, axis=1)[None, :], state * weight[:, None], 0.0)
+    return z @ weights(1.0, jnp.sum(z, axis=0))
+
+  d_start = boundary(h_first, jnp.exp(start - _finite_or_zero(jnp.max(start))))
+  d_end = boundary(p_last, end_p)
+  return d_em, expt * pairs, d_start, d_end, None
+
+
+_log_z.defvjp(_log_z_fwd, _log_z_bwd)
+_NORM_FLOOR = 1e-30
+
+
+def _log_partition_sequential(chain, unroll=1):
+  em, trans, start, end, mask = chain[:5]
+  return _log_z(em, trans, start, end, mask, unroll)
 
 
 def _transfer_matrices(chain):
