@@ -5,8 +5,8 @@ application mask — causal for an LM, the UniLM seq2seq mask for a source
 segment — keeps every layer's keys/values in a fixed-size cache, and returns
 the `step_fn(tokens [N], state, index) -> (logits [N, V], state)` that
 `jaxblog.decoding.beam_search` / `sample` drive. Each step embeds one token,
-writes its keys/values into generated slot `index - 1` and attends over the
-prompt's and the generated keys, so no prefix is ever recomputed.
+writes its keys/values into cache slot `P + index - 1` (`P` = padded prompt
+length) and attends over the cache, so no prefix is ever recomputed.
 
 Step 0 returns the logits the prefill already computed at each row's last
 prompt token (the token fed at step 0, `bos_id`, is ignored): for UniLM the
@@ -19,15 +19,14 @@ exactly as in training where the target follows the source without gaps.
 
 The cache is never reordered (the search would otherwise gather all of it
 every beam step, which cost as much as a third of the step on CPU): it is a
-`transformer.CopiesCache` per layer, held in `Stationary` parts of the state.
-The prompt's keys/values are stored once per input and shared by its copies
-(beams or samples); generated keys/values get slots per copy, and each row
-writes only its own. The one ordinary leaf the search reorders is
-`source [N, max_new_tokens]`, which copy holds the row's token at each
-generated slot; the attention mask is built from it. The step function
+`transformer.CopiesCache` per layer in `Stationary` parts of the state, which
+the search repeats per copy (beam or sample) once and then leaves alone. Each
+row writes only its own copy's entries; the one ordinary leaf the search
+reorders is `source [N, P + max_new_tokens]`, which copy holds the row's token
+at each slot, and the attention mask is built from it. The step function
 assumes the searches' row order `b * copies + k`. Cache memory per token and
 sequence is `2 * num_layers * hidden_size * itemsize` bytes
-(`kv_bytes_per_token`); the prompt's share is not multiplied by the beam.
+(`kv_bytes_per_token`).
 
 References: SPEC.md §6.2 (seq2seq decoding with UniLM), ANCHORS.md §5.4
 (cache layout, prompt prefill).
@@ -132,23 +131,24 @@ def cached_decoder(model: Bert, variables, input_ids: jax.Array,
   # The prefill logits stay out of the state: the search would otherwise
   # gather them every step although only step 0 reads them.
   first_logits = logits.astype(jnp.float32)
-  slots = max_new_tokens  # generated slots per copy; the last is step 0's scratch slot
-  # Keys transposed to [B, heads, head_dim, T] (see `CopiesCache`).
-  prompt_cache = tuple((jnp.swapaxes(k, 2, 3), v) for k, v in kvs)
-  generated = tuple((jnp.zeros(k.shape[:2] + (k.shape[3], slots), k.dtype),
-                     jnp.zeros(v.shape[:2] + (slots, v.shape[3]), v.dtype)) for k, v in kvs)
+  # Keys transposed to [B, heads, head_dim, T] (see `CopiesCache`); the
+  # prompt, then `max_new_tokens` generated slots, the last of which is step
+  # 0's scratch slot.
+  none, grow = (0, 0), (0, max_new_tokens)
+  keys = tuple(jnp.pad(jnp.swapaxes(k, 2, 3), (none, none, none, grow)) for k, _ in kvs)
+  values = tuple(jnp.pad(v, (none, none, grow, none)) for _, v in kvs)
   state = {
-      # Shared by all copies of an input; never tiled or reordered.
-      "prompt": _common.Stationary({"cache": prompt_cache, "valid": valid}),
-      # `slots` entries per copy (repeated by the search), never reordered.
-      "keys": _common.Stationary(tuple(k for k, _ in generated), copy_axis=3),
-      "values": _common.Stationary(tuple(v for _, v in generated), copy_axis=2),
+      # Repeated per copy by the search (entry t * copies + c), never reordered.
+      "keys": _common.Stationary(keys, copy_axis=3),
+      "values": _common.Stationary(values, copy_axis=2),
       # source[r, t]: the copy whose entries hold row r's token of slot t; an
-      # ordinary leaf, so a beam search reorders it with the hypotheses.
-      "source": jnp.zeros((batch, slots), jnp.int32),
+      # ordinary leaf, so a beam search reorders it with the hypotheses. It
+      # stays 0 on the prompt, which every copy holds.
+      "source": jnp.zeros((batch, total), jnp.int32),
+      "valid": jnp.pad(valid, ((0, 0), (0, max_new_tokens))),
       "length": jnp.sum(valid, axis=-1).astype(jnp.int32),
   }
-  slot_ids = jnp.arange(slots, dtype=jnp.int32)
+  slot_ids = jnp.arange(total, dtype=jnp.int32)
   # The tied output projection, transposed once here rather than read against
   # its layout every step.
   output_kernel = jnp.swapaxes(variables["params"]["token_embed"]["embedding"], 0, 1)
@@ -160,23 +160,21 @@ def cached_decoder(model: Bert, variables, input_ids: jax.Array,
                        f"size B={batch} (rows b * copies + k)")
     copies = rows // batch
     # Step 0 writes into the last slot, which no later query can see (step
-    # `max_new_tokens - 1` writes slot `slots - 2`), and its logits are
+    # `max_new_tokens - 1` writes slot `total - 2`), and its logits are
     # replaced by the prefill's: branch-free, unlike a `lax.cond` that costs
     # a copy of the whole cache every step on CPU.
     first = index == 0
-    slot = jnp.where(first, slots - 1, index - 1)
+    slot = jnp.where(first, total - 1, prompt + index - 1)
     own = jnp.arange(rows, dtype=jnp.int32) % copies
     source = jnp.where(slot_ids[None, :] == slot, own[:, None], state["source"])
+    visible = state["valid"] | ((slot_ids >= prompt) & (slot_ids <= slot))[None, :]
     seen = ((source[:, :, None] == jnp.arange(copies, dtype=jnp.int32)[None, None, :])
-            & (slot_ids <= slot)[None, :, None])  # [N, slots, copies]
-    prompt = state["prompt"].value
-    key_mask = jnp.concatenate([jnp.repeat(prompt["valid"], copies, axis=0),
-                                seen.reshape(rows, slots * copies)], axis=-1)
+            & visible[:, :, None])  # [N, total, copies]
+    key_mask = seen.reshape(rows, total * copies)
     positions = jnp.maximum(state["length"] + index - 1, 0)
     segment = jnp.full(tokens.shape, target_segment, jnp.int32)
-    cache = tuple(CopiesCache(pk, pv, k, v)
-                  for (pk, pv), k, v in zip(prompt["cache"], state["keys"].value,
-                                            state["values"].value))
+    cache = tuple(CopiesCache(k, v) for k, v in zip(state["keys"].value,
+                                                    state["values"].value))
     logits, cache = model.apply(variables, tokens, segment, positions, key_mask,
                                 cache, slot, output_kernel, method=_decode_step)
     tiled = jnp.repeat(first_logits, copies, axis=0)

@@ -12,8 +12,8 @@ full-sequence training and one-token-at-a-time decoding; the cache layout is
 directly, so the cache is never transposed), written in place with
 `lax.dynamic_update_slice` (no stacking over layers, no slicing per step).
 For decoding several copies of each input (beams, samples) Attention also takes
-a `CopiesCache`: the prompt stored once per input, generated slots per copy,
-never reordered (see `jaxblog.models.generate`).
+a `CopiesCache`, slots per copy that are never reordered (see
+`jaxblog.models.generate`).
 The fused `qkv` projection makes one GEMM per layer instead of three, which is
 what matters for the small-row GEMMs of decoding on CPU (PERF.md lesson 4).
 
@@ -132,27 +132,23 @@ KVCache = Tuple[jax.Array, jax.Array]
 class CopiesCache(NamedTuple):
   """Decoding cache for `C` copies (beams, samples) of each of `B` inputs.
 
-  The prompt's keys/values are stored once per input and shared by its copies.
-  Generated keys/values have `G` slots per copy, interleaved slot-major: slot
-  `g` of copy `c` is entry `g * C + c`, so one step writes one contiguous
-  `dynamic_update_slice` (in place) for all copies, and a copy only ever
-  writes its own entries. Which copy holds a hypothesis' token at each slot is
-  the caller's business, expressed through the attention mask over `[prompt
-  slots; generated entries]`; so a beam search that reorders hypotheses never
-  moves these arrays (only the mask changes).
+  `T` slots per copy, interleaved slot-major: slot `t` of copy `c` is entry
+  `t * C + c`, so one step writes one contiguous `dynamic_update_slice` (in
+  place) for all copies, and a copy only ever writes its own entries. Which
+  copy holds a hypothesis' token at each slot is the caller's business,
+  expressed through the attention mask over all `T * C` entries (exactly one
+  copy per visible slot); so a beam search that reorders hypotheses never
+  moves these arrays, only the mask changes. With `C = 1` this is a plain
+  per-row cache.
 
   Keys are stored transposed, `head_dim` before slots, so that both attention
   dots read their right operand in its natural `[contracted, out]` layout (a
   transposed right operand ran at half speed or less on XLA:CPU).
 
   Attributes:
-    prompt_keys: `[B, heads, head_dim, P]`.
-    prompt_values: `[B, heads, P, head_dim]`.
-    keys: `[B, heads, head_dim, G * C]`.
-    values: `[B, heads, G * C, head_dim]`.
+    keys: `[B, heads, head_dim, T * C]`.
+    values: `[B, heads, T * C, head_dim]`.
   """
-  prompt_keys: jax.Array
-  prompt_values: jax.Array
   keys: jax.Array
   values: jax.Array
 
@@ -161,15 +157,14 @@ def _copies_attention(q, k, v, mask, cache: CopiesCache, slot):
   """Attention of rows `b * C + c` over a `CopiesCache`; returns `(context, cache)`.
 
   `q, k, v` are `[N, heads, Q, head_dim]` with `N = B * C`; `mask` is bool
-  `[N, Q, P + G * C]`; `k, v` go to slots `slot .. slot + Q - 1` of each row's
-  own copy. Queries of all copies of an input share one batched dot per
-  (input, head), against the prompt and against every copy's entries (the
-  mask keeps the right ones), so the dots have `C * Q` rows instead of `Q`.
+  `[N, Q, T * C]`; `k, v` go to slots `slot .. slot + Q - 1` of each row's own
+  copy. Queries of all copies of an input share one batched dot per (input,
+  head) against every copy's entries (the mask keeps the right ones), so the
+  dots have `C * Q` rows instead of `Q`.
   """
   n, heads, length, dim = q.shape
-  batch = cache.prompt_keys.shape[0]
+  batch = cache.keys.shape[0]
   copies = n // batch
-  prompt = cache.prompt_values.shape[2]
   # [N, heads, Q, D] -> [B, C, heads, Q, D] (tiny arrays)
   q, k, v = (x.reshape(batch, copies, heads, length, dim) for x in (q, k, v))
   k = jnp.transpose(k, (0, 2, 4, 3, 1)).reshape(batch, heads, dim, length * copies)
@@ -179,16 +174,13 @@ def _copies_attention(q, k, v, mask, cache: CopiesCache, slot):
   values = jax.lax.dynamic_update_slice(cache.values, v.astype(cache.values.dtype),
                                         (0, 0, start, 0))
   q = jnp.swapaxes(q, 1, 2).reshape(batch, heads, copies * length, dim)
-  q = q * (1.0 / jnp.sqrt(dim).astype(q.dtype))
-  scores = jnp.concatenate([jnp.einsum("bhmd,bhdk->bhmk", q, cache.prompt_keys),
-                            jnp.einsum("bhmd,bhdk->bhmk", q, keys)], axis=-1)
+  scores = jnp.einsum("bhmd,bhdk->bhmk", q, keys) * (1.0 / jnp.sqrt(dim).astype(q.dtype))
   visible = mask.reshape(batch, 1, copies * length, mask.shape[-1])
   scores = jnp.where(visible, scores, jnp.finfo(scores.dtype).min)
   weights = jax.nn.softmax(scores, axis=-1)
-  context = (jnp.einsum("bhmk,bhkd->bhmd", weights[..., :prompt], cache.prompt_values)
-             + jnp.einsum("bhmk,bhkd->bhmd", weights[..., prompt:], values))
+  context = jnp.einsum("bhmk,bhkd->bhmd", weights, values)
   context = jnp.swapaxes(context.reshape(batch, heads, copies, length, dim), 1, 2)
-  return context.reshape(n, heads, length, dim), cache._replace(keys=keys, values=values)
+  return context.reshape(n, heads, length, dim), CopiesCache(keys, values)
 
 
 class Attention(nn.Module):
@@ -206,7 +198,7 @@ class Attention(nn.Module):
       mask: bool `[B or 1, Q, K]`, `True` = may attend; `K = Q` without a
         cache, `K` = cache length with one.
       cache: optional `(keys, values)`, each `[B, heads, K, head_dim]`, or a
-        `CopiesCache` (then `K = P + G * C` and `mask` is `[N, Q, K]`).
+        `CopiesCache` (then `mask` is `[N, Q, T * C]`).
       slot: int32 scalar, where `x`'s keys/values are written in the cache
         (for a `CopiesCache`: the generated slot of each row's copy).
 

@@ -119,49 +119,45 @@ def test_errors():
 
 @pytest.mark.parametrize("dtype,tol", [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2)])
 def test_copies_cache_attention_equals_per_row_cache(dtype, tol):
-  """`CopiesCache` (shared prompt, per-copy slots, mask picks the history)
-  gives the per-row cache's outputs, including padded prompts and a row
-  with no visible prompt key."""
+  """`CopiesCache` (slots per copy, the mask picks each slot's copy) gives the
+  per-row cache's outputs, including padded slots and a row whose visible
+  slots all sit in other copies."""
   config = GPT.replace(hidden_size=16, num_heads=2)
-  batch, copies, prompt, slots, heads, dim = 2, 3, 4, 5, 2, 8
-  rows, slot = batch * copies, 3
-  keys = jax.random.split(jax.random.PRNGKey(7), 6)
+  batch, copies, slots, heads, dim = 2, 3, 7, 2, 8
+  rows, slot = batch * copies, 5
+  keys = jax.random.split(jax.random.PRNGKey(7), 4)
   x = jax.random.normal(keys[0], (rows, 1, 16)).astype(dtype)
-  pk, pv = (jax.random.normal(k, (batch, heads, prompt, dim)).astype(dtype) for k in keys[1:3])
-  # generated entries, slot g of copy c at g * copies + c
-  gk, gv = (jax.random.normal(k, (batch, heads, slots * copies, dim)).astype(dtype)
-            for k in keys[3:5])
+  # entries: slot t of copy c at t * copies + c
+  ck, cv = (jax.random.normal(k, (batch, heads, slots * copies, dim)).astype(dtype)
+            for k in keys[1:3])
   own = np.arange(rows) % copies
-  source = np.array(jax.random.randint(keys[5], (rows, slots), 0, copies))
+  source = np.array(jax.random.randint(keys[3], (rows, slots), 0, copies))
   source[:, slot] = own
-  valid = np.array([[True] * prompt, [True, True, False, False]])
-  valid_rows = np.repeat(valid, copies, axis=0)
-  valid_rows[-1] = False  # this row sees generated slots only
+  source[-1, :slot] = (own[-1] + 1) % copies
+  visible = np.arange(slots) <= slot
+  visible = np.stack([visible] * (rows - 2) + [visible & (np.arange(slots) != 1)] * 2)
   b = np.arange(rows) // copies
-  # Per-row reference cache: the prompt, then the row's history slot by slot.
-  hist = np.arange(slots) * copies + source  # [N, G] entries
-  ref_k = jnp.concatenate([pk[b], jnp.take_along_axis(gk[b], hist[:, None, :, None], 2)], 2)
-  ref_v = jnp.concatenate([pv[b], jnp.take_along_axis(gv[b], hist[:, None, :, None], 2)], 2)
-  ref_mask = np.concatenate([valid_rows, np.broadcast_to(np.arange(slots) <= slot,
-                                                         (rows, slots))], 1)
+  # Per-row reference cache: the row's history slot by slot.
+  hist = np.arange(slots) * copies + source  # [N, T] entries
+  ref_k = jnp.take_along_axis(ck[b], hist[:, None, :, None], 2)
+  ref_v = jnp.take_along_axis(cv[b], hist[:, None, :, None], 2)
   attention = Attention(config)
-  params = attention.init(jax.random.PRNGKey(0), x, jnp.asarray(ref_mask[:, None]))
+  params = attention.init(jax.random.PRNGKey(0), x, jnp.asarray(visible[:, None]))
   want, (want_k, want_v) = jax.jit(attention.apply)(
-      params, x, jnp.asarray(ref_mask[:, None]), (ref_k, ref_v), jnp.int32(prompt + slot))
-  seen = (source[:, :, None] == np.arange(copies)) & (np.arange(slots) <= slot)[:, None]
-  mask = np.concatenate([valid_rows, seen.reshape(rows, slots * copies)], 1)
-  cache = CopiesCache(jnp.swapaxes(pk, 2, 3), pv, jnp.swapaxes(gk, 2, 3), gv)
-  got, new = jax.jit(attention.apply)(params, x, jnp.asarray(mask[:, None]), cache,
-                                      jnp.int32(slot))
+      params, x, jnp.asarray(visible[:, None]), (ref_k, ref_v), jnp.int32(slot))
+  seen = (source[:, :, None] == np.arange(copies)) & visible[:, :, None]
+  cache = CopiesCache(jnp.swapaxes(ck, 2, 3), cv)
+  got, new = jax.jit(attention.apply)(params, x, jnp.asarray(seen.reshape(rows, 1, -1)),
+                                      cache, jnp.int32(slot))
   assert got.dtype == want.dtype and bool(jnp.all(jnp.isfinite(got)))
   np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(want, np.float32),
                              atol=tol, rtol=tol)
   # Each row wrote its keys/values into its own entry only.
   at = slot * copies + own
   np.testing.assert_array_equal(np.asarray(new.keys[b, :, :, at], np.float32),
-                                np.asarray(want_k[:, :, prompt + slot], np.float32))
+                                np.asarray(want_k[:, :, slot], np.float32))
   np.testing.assert_array_equal(np.asarray(new.values[b, :, at], np.float32),
-                                np.asarray(want_v[:, :, prompt + slot], np.float32))
+                                np.asarray(want_v[:, :, slot], np.float32))
   untouched = np.arange(slots * copies) // copies != slot
   np.testing.assert_array_equal(np.asarray(new.values[:, :, untouched], np.float32),
-                                np.asarray(gv[:, :, untouched], np.float32))
+                                np.asarray(cv[:, :, untouched], np.float32))
