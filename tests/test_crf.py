@@ -294,6 +294,29 @@ def test_forward_backward_gradient_bf16_vmap_and_empty():
   assert float(empty[0]) == 0.0 and empty[1].shape == (2, 0, 4)
 
 
+@pytest.mark.parametrize("k", [33, 130])  # [N, K] layout tree; reduce fallback
+def test_viterbi_many_tags_equals_parallel(k):
+  rng = np.random.default_rng(9)
+  n, length = 5, 6
+  em = rng.normal(size=(n, length, k)).astype(np.float32)
+  em[0] = np.round(em[0])  # ties: both decoders take the lowest index
+  trans = rng.normal(size=(k, k)).astype(np.float32)
+  trans[rng.random((k, k)) < 0.3] = -np.inf
+  mask = _masks(rng, n, length)
+  start = rng.normal(size=k).astype(np.float32)
+
+  @jax.jit
+  def both(e, t):
+    return [crf.viterbi(e, t, mask, start=start, parallel=p) for p in (False, True)]
+
+  (tags, best), (ptags, pbest) = both(em, trans)
+  np.testing.assert_array_equal(tags, ptags)
+  np.testing.assert_allclose(best, pbest, rtol=1e-6)
+  np.testing.assert_allclose(crf.score(em, tags, trans, mask, start=start), best, rtol=1e-5)
+  (tags0, _), (ptags0, _) = both(np.zeros_like(em), np.zeros_like(trans))  # all ties
+  np.testing.assert_array_equal(tags0, ptags0)
+
+
 LABELS_BIO = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 

@@ -1,11 +1,13 @@
 """Batched on-device Viterbi decoding: best path, k best paths, parallel.
 
 Design:
-- `viterbi` runs the max-plus forward recursion and stores only the `[T, N, K]`
+- `viterbi` runs the max-plus forward recursion and stores only the `[T, ...]`
   scores, not back-pointers. The backtrack (a reverse `lax.scan`) recomputes
-  the arg-max over `K` for the one chosen tag per step, with the cheap
-  first-index-of-max (`min(where(x == max(x), iota, K))`) instead of a
-  variadic `argmax` (PERF.md lesson 2). Ties go to the lowest tag index.
+  the arg-max over `K` for the one chosen tag per step, never with a variadic
+  `argmax` (PERF.md lesson 2). Both the max-plus step and that arg-max are
+  unrolled pairwise trees of selects (`where(a >= b, a, b)`), which XLA:CPU
+  fuses into one loop; `jnp.max` lowers to a NaN-propagating maximum that
+  costs more per element. Ties go to the lowest tag index.
 - `viterbi(..., parallel=True)` is O(log T) depth throughout: the max-plus
   prefix products come from `lax.associative_scan`, the back-pointers of all
   positions are computed at once, and the backtrack itself is an associative
@@ -36,33 +38,87 @@ def first_argmax(x, axis=-1):
   return jnp.min(jnp.where(x == top, iota, x.shape[axis]), axis=axis)
 
 
+# The max-plus step and the backtrack arg-max are unrolled pairwise trees of
+# selects up to this many tags; beyond it the program would grow too large.
+_TREE_MAX_K = 128
+
+
+def _select_max(values, indices=None):
+  """Pairwise maximum of equally shaped arrays; with `indices`, also the arg-max.
+
+  A tree of `where(a >= b, a, b)`: XLA:CPU fuses it into one loop with short
+  dependency chains, and a select is cheaper than the NaN-propagating `max`.
+  The left operand holds the lower indices, so ties go to the lowest index.
+  """
+  while len(values) > 1:
+    pairs = range(0, len(values) - 1, 2)
+    take = [values[i] >= values[i + 1] for i in pairs]
+    merged = [jnp.where(c, values[i], values[i + 1]) for c, i in zip(take, pairs)]
+    if indices is not None:
+      chosen = [jnp.where(c, indices[i], indices[i + 1]) for c, i in zip(take, pairs)]
+      indices = chosen + indices[len(values) - 1:] if len(values) % 2 else chosen
+    values = merged + values[len(values) - 1:] if len(values) % 2 else merged
+  return values[0] if indices is None else (values[0], indices[0])
+
+
 def _viterbi_sequential(chain):
+  """Max-plus scan storing scores, then a reverse scan recomputing one arg-max.
+
+  Layout: below 32 tags the state is `[K, N]` (tags x batch), so per-sequence
+  masks broadcast along the major axis, which XLA:CPU vectorises; from 32
+  tags the `[N, K]` layout's contiguous rows win.
+  """
   em, trans, start, end, mask = chain[:5]
   first, last, _ = _inputs.boundaries(mask)
   n, _, k = em.shape
-  trans_t = trans.T  # [j, i], so the max runs over the contiguous last axis.
+  tree = k <= _TREE_MAX_K
+  tags_major = k < 32
+  if tags_major:
+    em_steps = jnp.transpose(em, (1, 2, 0))                   # [T, K, N]
+    per_seq, per_tag = (lambda v: v[None, :]), (lambda v: v[:, None])
+    leaves = lambda d: [trans[i][:, None] + d[i][None, :] for i in range(k)]
+    reduce_max = lambda d: jnp.max(trans[:, :, None] + d[:, None, :], axis=0)
+    column = lambda d, nxt: d + jnp.take(trans, nxt, axis=1)
+    rows = lambda c: [c[i] for i in range(k)]
+    argmax = lambda c: first_argmax(c, axis=0)
+  else:
+    em_steps = jnp.swapaxes(em, 0, 1)                         # [T, N, K]
+    per_seq, per_tag = (lambda v: v[:, None]), (lambda v: v[None, :])
+    leaves = lambda d: [d[:, i:i + 1] + trans[i][None, :] for i in range(k)]
+    reduce_max = lambda d: jnp.max(d[:, None, :] + trans.T[None, :, :], axis=-1)
+    column = lambda d, nxt: d + trans.T[nxt]
+    rows = lambda c: [c[:, i] for i in range(k)]
+    argmax = first_argmax
 
-  def forward(delta, xs):
-    f_t, m_t, first_t = xs
-    best = jnp.max(delta[:, None, :] + trans_t[None, :, :], axis=-1)
-    new = jnp.where(first_t[:, None], start[None, :], best) + f_t
-    delta = jnp.where(m_t[:, None], new, delta)
-    return delta, delta
+  # The scores overwrite the (freshly copied) time-major emissions in place:
+  # one [T, ...] temporary instead of two (PERF.md lesson 1).
+  def forward(carry, xs):
+    delta, steps = carry
+    t, m_t, first_t = xs
+    best = _select_max(leaves(delta)) if tree else reduce_max(delta)
+    new = jnp.where(per_seq(first_t), per_tag(start), best) + steps[t]
+    delta = jnp.where(per_seq(m_t), new, delta)
+    return (delta, lax.dynamic_update_index_in_dim(steps, delta, t, 0)), None
 
-  init = jnp.zeros((n, k), em.dtype)
-  xs = (jnp.swapaxes(em, 0, 1), mask.T, first.T)
-  final, deltas = lax.scan(forward, init, xs)
+  init = (jnp.zeros(em_steps.shape[1:], em.dtype), em_steps)
+  (final, deltas), _ = lax.scan(forward, init, (jnp.arange(em.shape[1]), mask.T, first.T))
 
   def backward(nxt, xs):
     d_t, m_t, last_t = xs
-    cand = jnp.where(last_t[:, None], d_t + end[None, :], d_t + trans_t[nxt])
-    tag = jnp.where(m_t, first_argmax(cand), nxt)
+    cand = jnp.where(per_seq(last_t), d_t + per_tag(end), column(d_t, nxt))
+    if tree:
+      tag = _select_max(rows(cand), [jnp.int32(i) for i in range(k)])[1]
+      tag = jnp.broadcast_to(tag, (n,))
+    else:
+      tag = argmax(cand)
+    tag = jnp.where(m_t, tag, nxt)
     return tag, tag
 
   _, tags = lax.scan(backward, jnp.zeros((n,), jnp.int32),
                      (deltas, mask.T, last.T), reverse=True)
   tags = jnp.where(mask, tags.T, 0)
-  best = jnp.where(jnp.any(mask, axis=1), jnp.max(final + end[None, :], axis=1), 0.0)
+  top = jnp.max(final + per_tag(end), axis=0 if tags_major else 1)
+  best = jnp.where(jnp.any(mask, axis=1), top, 0.0)
   return tags, best
 
 
