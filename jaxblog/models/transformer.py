@@ -190,7 +190,8 @@ class Attention(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array,
                cache: Optional[Union[KVCache, CopiesCache]] = None,
-               slot: Optional[jax.Array] = None) -> Tuple[jax.Array, KVCache]:
+               slot: Optional[jax.Array] = None
+               ) -> Tuple[jax.Array, Union[KVCache, CopiesCache]]:
     """Attends `x` to itself, or to the cache after writing `x`'s keys into it.
 
     Args:
@@ -200,7 +201,7 @@ class Attention(nn.Module):
       cache: optional `(keys, values)`, each `[B, heads, K, head_dim]`, or a
         `CopiesCache` (then `mask` is `[N, Q, T * C]`).
       slot: int32 scalar, where `x`'s keys/values are written in the cache
-        (for a `CopiesCache`: the generated slot of each row's copy).
+        (for a `CopiesCache`: the slot, in each row's own copy).
 
     Returns:
       `(out [B, Q, H], (keys, values))`: this call's keys/values without a
@@ -212,21 +213,20 @@ class Attention(nn.Module):
     # dots consume directly, so a cache kept in it is never transposed.
     q, k, v = (jnp.swapaxes(qkv[..., i, :, :], 1, 2) for i in range(3))
     if isinstance(cache, CopiesCache):
-      context, cache = _copies_attention(q, k, v, mask, cache, slot)
-      out = nn.DenseGeneral(c.hidden_size, axis=(-2, -1), kernel_init=_init(c),
-                            name="out")(jnp.swapaxes(context, 1, 2))
-      return out, cache
-    if cache is not None:
-      start = (0, 0, slot, 0)
-      k = jax.lax.dynamic_update_slice(cache[0], k.astype(cache[0].dtype), start)
-      v = jax.lax.dynamic_update_slice(cache[1], v.astype(cache[1].dtype), start)
-    scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) * (1.0 / jnp.sqrt(c.head_dim).astype(q.dtype))
-    # `where` rather than an added bias: a fully masked row stays finite (uniform).
-    scores = jnp.where(mask[:, None], scores, jnp.finfo(scores.dtype).min)
-    weights = jax.nn.softmax(scores, axis=-1)
-    context = jnp.swapaxes(jnp.einsum("bhqk,bhkd->bhqd", weights, v), 1, 2)
-    out = nn.DenseGeneral(c.hidden_size, axis=(-2, -1), kernel_init=_init(c), name="out")(context)
-    return out, (k, v)
+      context, kv = _copies_attention(q, k, v, mask, cache, slot)
+    else:
+      if cache is not None:
+        start = (0, 0, slot, 0)
+        k = jax.lax.dynamic_update_slice(cache[0], k.astype(cache[0].dtype), start)
+        v = jax.lax.dynamic_update_slice(cache[1], v.astype(cache[1].dtype), start)
+      scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) * (1.0 / jnp.sqrt(c.head_dim).astype(q.dtype))
+      # `where` rather than an added bias: a fully masked row stays finite (uniform).
+      scores = jnp.where(mask[:, None], scores, jnp.finfo(scores.dtype).min)
+      weights = jax.nn.softmax(scores, axis=-1)
+      context, kv = jnp.einsum("bhqk,bhkd->bhqd", weights, v), (k, v)
+    out = nn.DenseGeneral(c.hidden_size, axis=(-2, -1), kernel_init=_init(c),
+                          name="out")(jnp.swapaxes(context, 1, 2))
+    return out, kv
 
 
 class Block(nn.Module):
