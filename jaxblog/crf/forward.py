@@ -221,13 +221,34 @@ def _pad_to_power_of_two(x, axis, fill):
   return jnp.concatenate([x, jnp.broadcast_to(fill, pad_shape).astype(x.dtype)], axis=axis)
 
 
+def _scaled_transfer_matrices(chain):
+  """Probability-space transfer matrices `[N, T, K, K]` and their log-scales `[N, T]`.
+
+  `exp` of `_transfer_matrices` divided by its maximum, built without any
+  `[N, T, K, K]` log-space temporary: with column maxima `c_j = max_i T_ij`,
+  a linked position is `exp(T - c) * exp(f + c - top)` (a `[K, K]` table times
+  a `[K]` row per position), the first valid position repeats the row
+  `exp(start + f - top)`, an invalid one is the identity with scale 0.
+  """
+  em, trans, start, _, mask = chain[:5]
+  k = em.shape[-1]
+  first = _inputs.boundaries(mask)[0]
+  col = lax.stop_gradient(jnp.max(trans, axis=0))
+  table = jnp.exp(trans - _finite_or_zero(col)[None, :])
+  logits = jnp.where(first[..., None], start[None, None, :] + em, em + col[None, None, :])
+  top = _finite_or_zero(lax.stop_gradient(jnp.max(logits, axis=-1)))
+  row = jnp.exp(logits - top[..., None])  # [N, T, K]
+  eye = jnp.eye(k, dtype=em.dtype)
+  linked = jnp.where(first[..., None, None], jnp.ones((k, 1), em.dtype)[None, None],
+                     table[None, None])
+  mats = jnp.where(mask[..., None, None], linked * row[..., None, :], eye[None, None])
+  return mats, jnp.where(mask, top, 0.0)
+
+
 def _log_partition_parallel(chain):
   em, _, _, end, mask = chain[:5]
   n, _, k = em.shape
-  logm = _transfer_matrices(chain)
-  top = _finite_or_zero(lax.stop_gradient(jnp.max(logm, axis=(2, 3))))
-  mats = jnp.exp(logm - top[..., None, None])
-  scale = top
+  mats, scale = _scaled_transfer_matrices(chain)
   eye = jnp.eye(k, dtype=em.dtype)
   mats = _pad_to_power_of_two(mats, 1, eye[None, None])
   scale = _pad_to_power_of_two(scale, 1, jnp.zeros((), em.dtype))
