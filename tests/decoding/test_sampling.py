@@ -91,6 +91,30 @@ def test_top_k_one_is_greedy_and_eos_pads():
   np.testing.assert_array_equal(got, np.stack(want, 1))
 
 
+def test_top_k_one_with_prompt_and_min_len_is_constrained_greedy():
+  model = ToyRNN(seed=5, vocab=5, max_len=7, scale=3.0)
+  batch, length, min_len = 2, 7, 4
+  prompt = jnp.array([[2, 3], [4, 4]], jnp.int32)
+  lengths = jnp.array([2, 1])
+  got = jax.jit(lambda r: sample(model.step, model.init(batch), r, batch_size=batch,
+                                 max_len=length, bos_id=BOS, eos_id=EOS, top_k=1,
+                                 min_len=min_len, prompt=prompt, prompt_lengths=lengths))(
+                                     jax.random.PRNGKey(2))
+  st, tok, alive, want = model.init(batch), jnp.full((batch,), BOS, jnp.int32), np.ones(batch, bool), []
+  for t in range(length):
+    logits, st = model.step(tok, st, t)
+    logits = np.asarray(logits, np.float64).copy()
+    if t < min_len:
+      logits[:, EOS] = -np.inf
+    pick = logits.argmax(-1)
+    forced = t < np.asarray(lengths)
+    pick = np.where(forced, np.asarray(prompt)[:, min(t, 1)], pick)
+    tok = jnp.asarray(pick, jnp.int32)
+    want.append(np.where(alive, pick, EOS))
+    alive &= pick != EOS
+  np.testing.assert_array_equal(got, np.stack(want, 1))
+
+
 def test_min_len_prompt_and_padding():
   model = ToyRNN(seed=6, vocab=4, max_len=6, scale=3.0)
   prompt = jnp.array([[2, 3], [3, 3]], jnp.int32)
