@@ -242,7 +242,8 @@ class Bert(nn.Module):
       positions: int `[N]`, their position ids.
       key_mask: bool `[N, K]`, the cache slots the new query may attend to
         (including `slot`).
-      cache: per layer `(keys, values)`, each `[N, heads, K, head_dim]`.
+      cache: per layer `(keys, values)`, each `[N, heads, K, head_dim]`, or a
+        `transformer.CopiesCache` (then `key_mask` is `[N, T * C]`).
       slot: int32 scalar, cache slot the new keys/values are written to.
       output_kernel: optional `[E, V]` transposed embedding for the head (see
         `logits`).

@@ -153,6 +153,14 @@ class CopiesCache(NamedTuple):
   values: jax.Array
 
 
+def _masked_softmax(scores, visible):
+  """Softmax over the last axis of the visible entries.
+
+  `where` rather than an added bias: a fully masked row stays finite (uniform).
+  """
+  return jax.nn.softmax(jnp.where(visible, scores, jnp.finfo(scores.dtype).min), axis=-1)
+
+
 def _copies_attention(q, k, v, mask, cache: CopiesCache, slot):
   """Attention of rows `b * C + c` over a `CopiesCache`; returns `(context, cache)`.
 
@@ -175,9 +183,7 @@ def _copies_attention(q, k, v, mask, cache: CopiesCache, slot):
                                         (0, 0, start, 0))
   q = jnp.swapaxes(q, 1, 2).reshape(batch, heads, copies * length, dim)
   scores = jnp.einsum("bhmd,bhdk->bhmk", q, keys) * (1.0 / jnp.sqrt(dim).astype(q.dtype))
-  visible = mask.reshape(batch, 1, copies * length, mask.shape[-1])
-  scores = jnp.where(visible, scores, jnp.finfo(scores.dtype).min)
-  weights = jax.nn.softmax(scores, axis=-1)
+  weights = _masked_softmax(scores, mask.reshape(batch, 1, copies * length, mask.shape[-1]))
   context = jnp.einsum("bhmk,bhkd->bhmd", weights, values)
   context = jnp.swapaxes(context.reshape(batch, heads, copies, length, dim), 1, 2)
   return context.reshape(n, heads, length, dim), CopiesCache(keys, values)
@@ -220,9 +226,7 @@ class Attention(nn.Module):
         k = jax.lax.dynamic_update_slice(cache[0], k.astype(cache[0].dtype), start)
         v = jax.lax.dynamic_update_slice(cache[1], v.astype(cache[1].dtype), start)
       scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) * (1.0 / jnp.sqrt(c.head_dim).astype(q.dtype))
-      # `where` rather than an added bias: a fully masked row stays finite (uniform).
-      scores = jnp.where(mask[:, None], scores, jnp.finfo(scores.dtype).min)
-      weights = jax.nn.softmax(scores, axis=-1)
+      weights = _masked_softmax(scores, mask[:, None])
       context, kv = jnp.einsum("bhqk,bhkd->bhqd", weights, v), (k, v)
     out = nn.DenseGeneral(c.hidden_size, axis=(-2, -1), kernel_init=_init(c),
                           name="out")(jnp.swapaxes(context, 1, 2))
