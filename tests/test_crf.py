@@ -4,6 +4,7 @@ Shapes are fixed per test (T = 5 padded, K in {1, 2, 3}) and only values and
 mask bits vary, so each jitted function compiles a handful of times and is
 reused across hypothesis examples.
 """
+import importlib
 import itertools
 
 from hypothesis import given, settings, strategies as st
@@ -498,3 +499,13 @@ def test_parity_with_pytorch_crf():
   paths, _ = crf.viterbi(em.numpy(), trans, mask.numpy(), **params)
   for row, n, ref in zip(np.asarray(paths), lengths.numpy(), want_paths):
     assert list(row[:n]) == ref
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 8, 9, 20, 33, 64])
+def test_chained_max_equals_max(count):
+  viterbi_module = importlib.import_module("jaxblog.crf.viterbi")  # the package exports the function
+  rng = np.random.default_rng(count)
+  values = np.round(rng.normal(size=(count, 3, 5)), 1).astype(np.float32)
+  values[rng.random(values.shape) < 0.2] = -np.inf
+  got = jax.jit(lambda v: viterbi_module._chained_max(list(v)))(values)
+  np.testing.assert_array_equal(np.asarray(got), values.max(axis=0))
