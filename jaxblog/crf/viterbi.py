@@ -67,7 +67,7 @@ def _chained_max(values, chains=8):
 
   Each chain folds a contiguous block of leaves with `where(a >= b, a, b)`;
   the chains' results meet in `_select_max`. At K = 64 the max-plus step ran
-  7-9% faster than the pure pairwise tree (fewer values live at once); at
+  7-9% faster than the pure pairwise tree (presumably fewer live values); at
   K = 8 and 20 it is the same (BUILD_NOTES.md, issue 4).
   """
   size = -(-len(values) // chains)
