@@ -2,7 +2,7 @@
 
 Not an experiment itself (the leading underscore keeps `reproduce.py` away).
 Pretraining is BERT masking (15 %, 80/10/10) over fixed-length windows of the
-People's Daily text, through `jaxblog.experiment.loop.fit`.
+People's Daily text, through `jaxblog.training.loop.fit`.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import optax
 
 from jaxblog.data import char_bert
-from jaxblog.experiment import loop
-from jaxblog.models.bert import Bert
+from jaxblog.training import loop
+from jaxblog.models.transformer import Transformer
 from jaxblog.models.objectives import mlm_corrupt, token_cross_entropy
 
 
@@ -27,12 +27,12 @@ def warmup_adam(lr: float, steps: int, warmup: int, weight_decay: float = 0.01):
 
 def pretrain_mlm(config, vocab: char_bert.CharVocab, texts, *, steps: int, batch: int,
                  length: int, lr: float, seed: int, out_dir, name: str = "pretrain"):
-  """MLM-pretrains `Bert(config)` (with_mlm) on windows of `texts`.
+  """MLM-pretrains `Transformer(config)` (with_mlm) on windows of `texts`.
 
   Returns:
     `(params, history, seconds)`.
   """
-  model = Bert(config)
+  model = Transformer(config)
   pieces = char_bert.windows(texts, length - 2)
   ids_all, valid_all = vocab.encode(pieces, length)
   maskable_all = valid_all & (ids_all >= len(char_bert.SPECIALS))
@@ -47,9 +47,9 @@ def pretrain_mlm(config, vocab: char_bert.CharVocab, texts, *, steps: int, batch
     inputs, positions, weights = mlm_corrupt(
         rng, b["ids"], b["maskable"], mask_id=char_bert.MASK, vocab_size=config.vocab_size,
         num_predictions=budget, first_regular=len(char_bert.SPECIALS))
-    hidden = model.apply({"params": params}, inputs, None, b["valid"], method=Bert.encode)
+    hidden = model.apply({"params": params}, inputs, None, b["valid"], method=Transformer.encode)
     picked = jnp.take_along_axis(hidden, positions[..., None], axis=1)
-    logits = model.apply({"params": params}, picked, method=Bert.logits)
+    logits = model.apply({"params": params}, picked, method=Transformer.logits)
     targets = jnp.take_along_axis(b["ids"], positions, axis=1)
     loss, acc = token_cross_entropy(logits, targets, weights)
     return loss, {"mlm_accuracy": acc}

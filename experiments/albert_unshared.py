@@ -28,10 +28,10 @@ import optax
 
 from _char_bert import pretrain_mlm, warmup_adam
 from jaxblog.data import char_bert, headlines, sentiment
-from jaxblog.experiment import cli, loop, plots, report
+from jaxblog.training import cli, loop, plots, report
 from jaxblog.models import unshare
 from jaxblog.models.albert import albert_config
-from jaxblog.models.bert import Bert
+from jaxblog.models.transformer import Transformer
 
 
 def sizes(quick: bool) -> dict:
@@ -43,7 +43,7 @@ def sizes(quick: bool) -> dict:
 
 
 def classifier(config):
-  model = Bert(config)
+  model = Transformer(config)
 
   def logits_fn(params, ids, valid):
     hidden = model.apply({"params": params["bert"]}, ids, None, valid)
@@ -148,8 +148,8 @@ def main(argv=None):
           encode(reviews.test, s["evaluate"]))
 
   # The "one line" changes nothing before training.
-  shared_model = Bert(config.replace(with_mlm=False))
-  unshared_model = Bert(config.replace(with_mlm=False, share_layers=False))
+  shared_model = Transformer(config.replace(with_mlm=False))
+  unshared_model = Transformer(config.replace(with_mlm=False, share_layers=False))
   bert = {k: v for k, v in pre_params.items() if not k.startswith("mlm")}
   probe = jnp.asarray(data[1][0][:16]), jnp.asarray(data[1][1][:16])
   before = float(jnp.max(jnp.abs(

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxblog import vq
-from jaxblog.experiment import report
+from jaxblog.training import report
 
 FULL = [(65536, 64, 512), (65536, 64, 8192), (262144, 32, 1024)]
 QUICK = [(16384, 64, 512), (16384, 64, 2048), (65536, 32, 1024)]

@@ -26,7 +26,7 @@ import optax
 
 from jaxblog.data import pinyin
 from jaxblog.decoding import beam_search, bidirectional_beam_search
-from jaxblog.experiment import cli, loop, plots, report
+from jaxblog.training import cli, loop, plots, report
 from jaxblog.models.bidecoder import BiDecoderSeq2Seq, teacher_inputs
 
 PAD, UNK, START, END = pinyin.PAD, pinyin.UNK, pinyin.START, pinyin.END

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from jaxblog.data import peoples_daily as pd
-from jaxblog.experiment import cli, loop, report
+from jaxblog.training import cli, loop, report
 from jaxblog.models import tagger
 
 

@@ -30,7 +30,7 @@ import optax
 
 from jaxblog import optim
 from jaxblog.data import mnist, sentiment
-from jaxblog.experiment import cli, plots, report
+from jaxblog.training import cli, plots, report
 from jaxblog.models.char_classifier import CharClassifier
 from jaxblog.models.mlp import MLP
 

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 
 from jaxblog.data import mnist
-from jaxblog.experiment import cli, loop, plots, report
+from jaxblog.training import cli, loop, plots, report
 from jaxblog.models.mlp import MLP, accuracy, classification_loss
 
 

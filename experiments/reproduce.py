@@ -21,7 +21,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from jaxblog.experiment import cli, report  # noqa: E402
+from jaxblog.training import cli, report  # noqa: E402
 
 
 def discover() -> list[str]:

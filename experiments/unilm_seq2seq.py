@@ -29,11 +29,11 @@ import numpy as np
 from _char_bert import pretrain_mlm, warmup_adam
 from jaxblog import decoding
 from jaxblog.data import char_bert, headlines
-from jaxblog.experiment import cli, loop, plots, report
-from jaxblog.models.bert import Bert
+from jaxblog.training import cli, loop, plots, report
+from jaxblog.models.transformer import Transformer
 from jaxblog.models.generate import cached_decoder
 from jaxblog.models.objectives import seq2seq_targets, token_cross_entropy
-from jaxblog.models.transformer import TransformerConfig
+from jaxblog.models.config import TransformerConfig
 
 TITLE_LEN = 24
 
@@ -68,7 +68,7 @@ def scores(pred: str, gold: str) -> tuple:
 
 
 def finetune(mask, init, params0, config, train, s, seed, out):
-  model = Bert(config)
+  model = Transformer(config)
   ids, seg, valid = train
 
   def batch_fn(step):
@@ -129,7 +129,7 @@ def main(argv=None):
   pre_params, pre_hist, pre_seconds = pretrain_mlm(
       config, vocab, corpus, steps=s["pre_steps"], batch=s["pre_batch"], length=s["pre_len"],
       lr=2e-3, seed=args.seed, out_dir=args.out)
-  scratch = jax.jit(Bert(config).init)(jax.random.key(args.seed + 1),
+  scratch = jax.jit(Transformer(config).init)(jax.random.key(args.seed + 1),
                                        jnp.zeros((1, 8), jnp.int32))["params"]
   train = vocab.encode_pairs(splits.train.texts, splits.train.titles, s["max_len"],
                              max_second=TITLE_LEN - 1)
@@ -138,7 +138,7 @@ def main(argv=None):
   for mask in ("unilm", "lm"):
     for init, params0 in (("pretrained", pre_params), ("scratch", scratch)):
       params, hist, seconds = finetune(mask, init, params0, config, train, s, args.seed, args.out)
-      preds = decode(Bert(config), params, vocab, splits.test.texts, s, mask)
+      preds = decode(Transformer(config), params, vocab, splits.test.texts, s, mask)
       f1, rl = np.mean([scores(p, g) for p, g in zip(preds, splits.test.titles)], axis=0)
       rows.append((mask, init, s["steps"], hist[-1]["loss"], float(100 * f1), float(100 * rl),
                    seconds))

@@ -29,7 +29,7 @@ import optax
 
 from jaxblog import vq
 from jaxblog.data import images, mnist
-from jaxblog.experiment import cli, loop, plots, report
+from jaxblog.training import cli, loop, plots, report
 from jaxblog.models.code_prior import CodePrior, prior_loss, sample_codes, shift_codes
 from jaxblog.models.vqvae import VQVAE, codebook_of
 

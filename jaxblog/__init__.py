@@ -2,7 +2,7 @@
 
 The pure-function core lives in `jaxblog.{optim,crf,memm,vq,masks,decoding}`;
 Flax models in `jaxblog.models`; the experiment harness in
-`jaxblog.experiment`. Import submodules explicitly, e.g.
+`jaxblog.training`. Import submodules explicitly, e.g.
 `from jaxblog import crf`.
 """
 

@@ -3,15 +3,15 @@
 Submodules are imported lazily (on first attribute access), so a model file
 with heavy or optional dependencies never slows or breaks the others. Import
 what you need, e.g. `from jaxblog.models import load_hf_bert, unshare` or
-`from jaxblog.models.bert import Bert`.
+`from jaxblog.models.transformer import Transformer`.
 """
 import importlib
 
 _LAZY = {
     # Transformer family (article 6 and 7).
-    "TransformerConfig": "jaxblog.models.transformer",
-    "Bert": "jaxblog.models.bert",
-    "application_mask": "jaxblog.models.bert",
+    "TransformerConfig": "jaxblog.models.config",
+    "Transformer": "jaxblog.models.transformer",
+    "application_mask": "jaxblog.models.transformer",
     "albert_config": "jaxblog.models.albert",
     "unshare": "jaxblog.models.albert",
     "share": "jaxblog.models.albert",

@@ -1,11 +1,11 @@
-"""ALBERT as a `Bert` configuration, and the "one line" that unshares it.
+"""ALBERT as a `Transformer` configuration, and the "one line" that unshares it.
 
 ALBERT differs from BERT in two configuration fields (SPEC.md §7.1): a small
 embedding width `E` with an `E -> H` projection (`embedding_size`), and one
 block applied `L` times (`share_layers=True`, parameters under `block`).
 `unshare` turns those variables into a BERT-layout tree with an independent
 copy of the block per layer (`layers_0 … layers_{L-1}`), so
-`Bert(config.replace(share_layers=False))` computes exactly the same function
+`Transformer(config.replace(share_layers=False))` computes exactly the same function
 before training and then trains each layer on its own — Su's "fine-tune ALBERT
 as BERT". `share` is the reverse, for analysis (layer 0, or the mean over
 layers to see how far fine-tuning moved the copies apart).
@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
-from jaxblog.models.transformer import TransformerConfig
+from jaxblog.models.config import TransformerConfig
 
 _LAYER = re.compile(r"^layers_(\d+)$")
 
@@ -62,7 +62,7 @@ def unshare(variables: Mapping[str, Any], num_layers: int) -> dict:
   Returns:
     a new variables dict where each `block` became `layers_0 … layers_{L-1}`
     (fresh arrays, so donating or updating one leaves the others intact),
-    for `Bert(config.replace(share_layers=False))`.
+    for `Transformer(config.replace(share_layers=False))`.
 
   References: SPEC.md §7.2 (the weight copy), §7.4.
   """

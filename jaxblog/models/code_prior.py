@@ -5,7 +5,7 @@ start token, adds learned token + row + column embeddings, and runs a stack of
 pre-LN causal self-attention blocks with a softmax over the K codes, trained
 by next-code cross-entropy and sampled one position at a time.
 
-Here the blocks are `jaxblog.models.transformer.Block` (pre-LN, ReLU FFN) under
+Here the blocks are `jaxblog.models.layers.Block` (pre-LN, ReLU FFN) under
 the mask `jaxblog.masks.causal`, and the start token is the extra id K. The
 same parameters run the whole grid for training (`__call__`) and one position
 per call with a key/value cache for sampling (`step`), which plugs into
@@ -23,7 +23,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxblog import decoding, masks
-from jaxblog.models.transformer import Block, TransformerConfig
+from jaxblog.models.config import TransformerConfig
+from jaxblog.models.layers import Block
 
 
 class CodePrior(nn.Module):

@@ -1,6 +1,6 @@
 """Cached incremental decoding: a `step_fn` for `jaxblog.decoding`.
 
-`cached_decoder` runs the prompt once (`Bert.prefill`) under the model's
+`cached_decoder` runs the prompt once (`Transformer.prefill`) under the model's
 application mask — causal for an LM, the UniLM seq2seq mask for a source
 segment — keeps every layer's keys/values in a fixed-size cache, and returns
 the `step_fn(tokens [N], state, index) -> (logits [N, V], state)` that
@@ -40,8 +40,9 @@ import jax.numpy as jnp
 
 from jaxblog import _checks
 from jaxblog.decoding import _common
-from jaxblog.models.bert import Bert
-from jaxblog.models.transformer import CopiesCache, TransformerConfig
+from jaxblog.models.config import TransformerConfig
+from jaxblog.models.layers import CopiesCache
+from jaxblog.models.transformer import Transformer
 
 StepFn = Callable[[jax.Array, Any, jax.Array], Tuple[jax.Array, Any]]
 
@@ -51,7 +52,7 @@ def kv_bytes_per_token(config: TransformerConfig, dtype=jnp.float32) -> int:
   return 2 * config.num_layers * config.hidden_size * jnp.dtype(dtype).itemsize
 
 
-def cached_decoder(model: Bert, variables, input_ids: jax.Array,
+def cached_decoder(model: Transformer, variables, input_ids: jax.Array,
                    segment_ids: Optional[jax.Array] = None,
                    attention_mask: Optional[jax.Array] = None, *,
                    max_new_tokens: int, application: Optional[str] = None,
@@ -59,7 +60,7 @@ def cached_decoder(model: Bert, variables, input_ids: jax.Array,
   """Prefills the prompt and returns `(step_fn, state)` for `jaxblog.decoding`.
 
   Args:
-    model: a `Bert` whose config has `with_mlm=True`.
+    model: a `Transformer` whose config has `with_mlm=True`.
     variables: its variables.
     input_ids: int `[B, P]` right-padded prompts (for UniLM: `[CLS] src [SEP]`).
     segment_ids: int `[B, P]` prompt segment ids (default zeros).
@@ -102,7 +103,7 @@ def cached_decoder(model: Bert, variables, input_ids: jax.Array,
     target_segment = 1 if app == "unilm" else 0
 
   logits, kvs = model.apply(variables, input_ids, segment_ids, valid,
-                            application=app, method=Bert.prefill)
+                            application=app, method=Transformer.prefill)
   # The prefill logits stay out of the state: the search would otherwise
   # gather them every step although only step 0 reads them.
   first_logits = logits.astype(jnp.float32)
@@ -151,7 +152,7 @@ def cached_decoder(model: Bert, variables, input_ids: jax.Array,
     cache = tuple(CopiesCache(k, v) for k, v in zip(state["keys"].value,
                                                     state["values"].value))
     logits, cache = model.apply(variables, tokens, segment, positions, key_mask,
-                                cache, slot, output_kernel, method=Bert.decode_step)
+                                cache, slot, output_kernel, method=Transformer.decode_step)
     tiled = jnp.repeat(first_logits, copies, axis=0)
     logits = jnp.where(first, tiled, logits.astype(jnp.float32))
     return logits, {**state, "source": source,

@@ -1,9 +1,9 @@
-"""Hugging Face BERT checkpoints -> `Bert` variables, and vocabulary trimming.
+"""Hugging Face BERT checkpoints -> `Transformer` variables, and vocabulary trimming.
 
 `load_hf_bert(directory)` reads `config.json` and `model.safetensors` (parsed
 with `safetensors.numpy`, no PyTorch needed) and maps the `BertModel` tensor
 names (with or without the `bert.` prefix; `gamma`/`beta` LayerNorm names of
-old TF conversions too) onto `Bert`'s parameter tree. Linear weights are
+old TF conversions too) onto `Transformer`'s parameter tree. Linear weights are
 stored `[out, in]` by PyTorch and transposed here; query/key/value are fused
 into one `qkv` kernel. The pooler is not part of the last hidden states and is
 ignored. When the checkpoint has a `cls.predictions` MLM head it is loaded too
@@ -28,8 +28,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import jax.numpy as jnp
 import numpy as np
 
-from jaxblog.models.bert import Bert
-from jaxblog.models.transformer import ACTIVATIONS, TransformerConfig
+from jaxblog.models.config import ACTIVATIONS, TransformerConfig
+from jaxblog.models.transformer import Transformer
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -107,7 +107,7 @@ def _layer(r: _Reader, i: int, c: TransformerConfig) -> dict:
 
 
 def load_hf_bert(directory, *, keep_tokens: Optional[Sequence[int]] = None,
-                 with_mlm: Optional[bool] = None) -> Tuple[Bert, dict]:
+                 with_mlm: Optional[bool] = None) -> Tuple[Transformer, dict]:
   """Loads a Hugging Face BERT directory as `(model, variables)`.
 
   `model.apply(variables, input_ids, token_type_ids, attention_mask)` returns
@@ -121,7 +121,7 @@ def load_hf_bert(directory, *, keep_tokens: Optional[Sequence[int]] = None,
     with_mlm: load the `cls.predictions` MLM head; default: if present.
 
   Returns:
-    `(Bert, {'params': ...})`.
+    `(Transformer, {'params': ...})`.
 
   Raises:
     FileNotFoundError: the directory or one of its two files is missing.
@@ -160,14 +160,14 @@ def load_hf_bert(directory, *, keep_tokens: Optional[Sequence[int]] = None,
     params["mlm_norm"] = r.norm("cls.predictions.transform.LayerNorm", h)
     params["mlm_bias"] = r.get("cls.predictions.bias", (c.vocab_size,))
   variables = {"params": _to_jax(params)}
-  model = Bert(c)
+  model = Transformer(c)
   if keep_tokens is not None:
     model, variables = _trim_vocab(model, variables, keep_tokens)
   return model, variables
 
 
-def gpt2_from_hf(hf: dict, tensors: Dict[str, np.ndarray]) -> Tuple[Bert, dict]:
-  """A Hugging Face GPT-2 (`GPT2LMHeadModel`) as a pre-LN causal `Bert`.
+def gpt2_from_hf(hf: dict, tensors: Dict[str, np.ndarray]) -> Tuple[Transformer, dict]:
+  """A Hugging Face GPT-2 (`GPT2LMHeadModel`) as a pre-LN causal `Transformer`.
 
   GPT-2 is the same Transformer with pre-LN blocks, a final LayerNorm, no
   segment embeddings, tanh-GELU and a bare tied output projection; its
@@ -179,7 +179,7 @@ def gpt2_from_hf(hf: dict, tensors: Dict[str, np.ndarray]) -> Tuple[Bert, dict]:
       model.state_dict().items()}`), with or without the `transformer.` prefix.
 
   Returns:
-    `(Bert with application='lm', variables)` whose logits equal
+    `(Transformer with application='lm', variables)` whose logits equal
     `GPT2LMHeadModel`'s.
   """
   h, n = hf["n_embd"], hf["n_head"]
@@ -213,7 +213,7 @@ def gpt2_from_hf(hf: dict, tensors: Dict[str, np.ndarray]) -> Tuple[Bert, dict]:
                     "bias": r.get(f"{base}.mlp.c_proj.bias", (h,))},
         "ffn_norm": r.norm(f"{base}.ln_2", h),
     }
-  return Bert(c), {"params": _to_jax(params)}
+  return Transformer(c), {"params": _to_jax(params)}
 
 
 def _to_jax(tree):
@@ -222,11 +222,11 @@ def _to_jax(tree):
   return jnp.asarray(tree)
 
 
-def keep_tokens(model: Bert, variables: dict, ids: Sequence[int]) -> Tuple[Bert, dict]:
+def keep_tokens(model: Transformer, variables: dict, ids: Sequence[int]) -> Tuple[Transformer, dict]:
   """Trims the vocabulary to `ids`: embedding rows (and MLM bias) are sliced.
 
   Args:
-    model: a `Bert`.
+    model: a `Transformer`.
     variables: its variables.
     ids: old token ids to keep, in the new order (new id `i` = old `ids[i]`).
 
@@ -248,7 +248,7 @@ def keep_tokens(model: Bert, variables: dict, ids: Sequence[int]) -> Tuple[Bert,
   params["token_embed"] = {"embedding": params["token_embed"]["embedding"][ids]}
   if "mlm_bias" in params:
     params["mlm_bias"] = params["mlm_bias"][ids]
-  new_model = Bert(model.config.replace(vocab_size=int(ids.size)))
+  new_model = Transformer(model.config.replace(vocab_size=int(ids.size)))
   return new_model, {**variables, "params": params}
 
 

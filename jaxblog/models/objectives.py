@@ -1,6 +1,6 @@
 """Training objectives of the BERT family: MLM corruption and losses, UniLM seq2seq loss.
 
-Kept apart from the model so the same `Bert` serves pretraining (masked LM),
+Kept apart from the model so the same `Transformer` serves pretraining (masked LM),
 seq2seq fine-tuning (the UniLM loss of SPEC.md §6.2: predict token `t+1`
 from position `t` wherever `t+1` is in the target segment) and a plain causal
 LM over the concatenation (the naive baseline the article argues against).

@@ -6,14 +6,14 @@ import pytest
 
 from jaxblog.models import share, unshare
 from jaxblog.models.albert import albert_config
-from jaxblog.models.bert import Bert
+from jaxblog.models.transformer import Transformer
 
 
 @pytest.fixture(scope="module")
 def albert():
   config = albert_config(60, hidden_size=16, num_layers=3, num_heads=2, intermediate_size=32,
                          embedding_size=8, max_position=16, with_mlm=True)
-  model = Bert(config)
+  model = Transformer(config)
   ids = jax.random.randint(jax.random.PRNGKey(1), (2, 10), 1, 60)
   variables = jax.jit(model.init)(jax.random.PRNGKey(0), ids)
   return model, variables, ids
@@ -24,7 +24,7 @@ def test_unshared_gives_identical_outputs(albert):
   unshared = unshare(variables, model.config.num_layers)
   assert {"layers_0", "layers_1", "layers_2"} <= set(unshared["params"])
   assert "block" not in unshared["params"]
-  bert = Bert(model.config.replace(share_layers=False))
+  bert = Transformer(model.config.replace(share_layers=False))
   seg = jnp.array([[0] * 5 + [1] * 5] * 2)
   for app in ("encoder", "unilm"):
     a = jax.jit(lambda v, x: model.apply(v, x, seg, application=app))(variables, ids)
@@ -35,7 +35,7 @@ def test_unshared_gives_identical_outputs(albert):
 def test_unshared_layers_train_independently(albert):
   model, variables, ids = albert
   unshared = unshare(variables, 3)
-  bert = Bert(model.config.replace(share_layers=False))
+  bert = Transformer(model.config.replace(share_layers=False))
 
   def loss(params):
     return jnp.mean(bert.apply({"params": params}, ids) ** 2)

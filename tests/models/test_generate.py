@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from jaxblog import decoding
-from jaxblog.models.bert import Bert
+from jaxblog.models.transformer import Transformer
 from jaxblog.models.generate import cached_decoder, kv_bytes_per_token
-from jaxblog.models.transformer import Attention, CopiesCache, TransformerConfig
+from jaxblog.models.config import TransformerConfig
+from jaxblog.models.layers import Attention, CopiesCache
 
 BERT = TransformerConfig(vocab_size=40, hidden_size=16, num_layers=2, num_heads=2,
                          intermediate_size=32, max_position=24, with_mlm=True)
@@ -19,7 +20,7 @@ CONT = np.array([[21, 22, 23, 24], [31, 32, 33, 34]], np.int32)
 
 
 def _setup(config):
-  model = Bert(config)
+  model = Transformer(config)
   variables = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.asarray(PROMPT))
   return model, variables
 
@@ -113,7 +114,7 @@ def test_errors():
   with pytest.raises(ValueError, match="max_position"):
     cached_decoder(model, variables, prompt, max_new_tokens=30, application="lm")
   with pytest.raises(ValueError, match="LM head"):
-    cached_decoder(Bert(BERT.replace(with_mlm=False)), variables, prompt, max_new_tokens=3,
+    cached_decoder(Transformer(BERT.replace(with_mlm=False)), variables, prompt, max_new_tokens=3,
                    application="lm")
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from jaxblog.models import keep_tokens, load_hf_bert
-from jaxblog.models.bert import Bert
+from jaxblog.models.transformer import Transformer
 from jaxblog.models.hf_loader import gpt2_from_hf
-from jaxblog.models.transformer import TransformerConfig
+from jaxblog.models.config import TransformerConfig
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -74,7 +74,7 @@ def _hf_config(config):
 
 @pytest.fixture(scope="module")
 def tiny():
-  model = Bert(TINY)
+  model = Transformer(TINY)
   ids = jax.random.randint(jax.random.PRNGKey(1), (2, 7), 1, TINY.vocab_size)
   variables = jax.jit(model.init)(jax.random.PRNGKey(0), ids)
   # Non-trivial LayerNorm/bias values so a swapped tensor cannot go unnoticed.

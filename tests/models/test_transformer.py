@@ -1,19 +1,19 @@
-"""Bert/ALBERT forward: configs, masks per application, jit, errors."""
+"""Transformer/ALBERT forward: configs, masks per application, jit, errors."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxblog import masks
-from jaxblog.models.bert import Bert, application_mask
-from jaxblog.models.transformer import TransformerConfig
+from jaxblog.models.transformer import Transformer, application_mask
+from jaxblog.models.config import TransformerConfig
 
 TINY = TransformerConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2,
                          intermediate_size=32, max_position=32, with_mlm=True)
 
 
 def _init(config, length=8, batch=2, seed=0):
-  model = Bert(config)
+  model = Transformer(config)
   ids = jax.random.randint(jax.random.PRNGKey(seed + 1), (batch, length), 1, config.vocab_size)
   variables = jax.jit(model.init)(jax.random.PRNGKey(seed), ids)
   return model, variables, ids
@@ -31,7 +31,7 @@ def test_shapes_and_param_names(tiny):
   params = variables["params"]
   assert {"token_embed", "position_embed", "segment_embed", "embed_norm", "layers_0",
           "layers_1", "mlm_dense", "mlm_norm", "mlm_bias"} == set(params)
-  hidden = model.apply(variables, ids, method=Bert.encode)
+  hidden = model.apply(variables, ids, method=Transformer.encode)
   assert hidden.shape == (2, 8, 16)
 
 
@@ -141,8 +141,8 @@ def test_bad_inputs(tiny):
   with pytest.raises(ValueError, match="max_position"):
     model.apply(variables, jnp.ones((1, 40), jnp.int32))
   with pytest.raises(ValueError, match="no MLM head"):
-    Bert(TINY.replace(with_mlm=False)).apply(
-        {"params": {}}, jnp.zeros((1, 16)), method=Bert.logits)
+    Transformer(TINY.replace(with_mlm=False)).apply(
+        {"params": {}}, jnp.zeros((1, 16)), method=Transformer.logits)
 
 
 @pytest.mark.parametrize("field,value,match", [

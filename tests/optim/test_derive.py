@@ -69,7 +69,7 @@ def test_errors_surface_at_construction():
 
 
 def test_full_stack_state_checkpoints_with_orbax(tmp_path):
-  from jaxblog.experiment import checkpoint
+  from jaxblog.training import checkpoint
   params = make_params()
   tx = optim.derive(optax.scale_by_adam(), 1e-2, weight_decay=0.01, grad_accum_steps=2,
                     lookahead=(2, 0.5), lazy=("kernel",), ema=0.9)

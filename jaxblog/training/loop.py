@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxblog.experiment import checkpoint, sharding
+from jaxblog.training import checkpoint, sharding
 
 
 class TrainState(NamedTuple):

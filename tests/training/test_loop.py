@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxblog.experiment import checkpoint, report, sharding
-from tests.experiment import _tiny_run
+from jaxblog.training import checkpoint, report, sharding
+from tests.training import _tiny_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def test_four_devices_match_one_device():
 def test_killed_run_resumes_to_identical_params(tmp_path):
   reference = _tiny_run.run()
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  proc = subprocess.run([sys.executable, "-m", "tests.experiment._tiny_run", str(tmp_path), "7"],
+  proc = subprocess.run([sys.executable, "-m", "tests.training._tiny_run", str(tmp_path), "7"],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == -9, proc.stderr[-2000:]
   assert checkpoint.Checkpointer(tmp_path / "train_checkpoints").latest_step() == 4
@@ -53,7 +53,7 @@ def test_mismatched_checkpoint_is_an_error_and_left_untouched(tmp_path):
   before = sorted(p.name for p in ckpt_dir.iterdir())
   with pytest.raises(checkpoint.CheckpointError, match="cannot resume|does not match|tree"):
     import optax
-    from jaxblog.experiment import loop
+    from jaxblog.training import loop
     loop.fit(params={"other": np.zeros((3,), np.float32)}, optimizer=optax.sgd(0.1),
              loss_fn=lambda p, b, r: ((p["other"] ** 2).sum(), {}),
              batch_fn=lambda s: {"x": np.zeros((4, 1), np.float32)}, num_steps=8,
@@ -76,7 +76,7 @@ def test_batch_not_divisible_by_devices():
 
 
 def test_report_writes_json_and_markdown(tmp_path):
-  from jaxblog.experiment import plots
+  from jaxblog.training import plots
   png = plots.plot_curves(tmp_path / "c.png", {"a": ([0, 1], [1.0, 0.5])})
   table = report.markdown_table(["x", "y"], [(1, 0.123456), ("a|b", True)])
   assert "0.1235" in table and "a\\|b" in table
@@ -98,7 +98,7 @@ def test_same_seed_same_numbers():
 
 def test_model_state_is_carried_and_checkpointed(tmp_path):
   import optax
-  from jaxblog.experiment import loop
+  from jaxblog.training import loop
 
   def loss_fn(params, model_state, batch, rng):
     del rng

@@ -32,7 +32,7 @@ def test_statuses_and_report(reproduce, tmp_path, monkeypatch):
   ok_body = (
       "import sys, pathlib\n"
       f"sys.path.insert(0, {str(ROOT)!r})\n"
-      "from jaxblog.experiment import cli, report\n"
+      "from jaxblog.training import cli, report\n"
       "args = cli.parse_args('fake')\n"
       "report.write(args.out, title='Fake', claims=[report.Claim('c', '1', '2', True)])\n")
   status, _ = _fake_experiment(reproduce, tmp_path, monkeypatch, ok_body)
@@ -42,7 +42,7 @@ def test_statuses_and_report(reproduce, tmp_path, monkeypatch):
   assert "| fake | c | 1 | 2 | yes |" in text and "## Fake" in text
 
   missing = ("import sys\n" f"sys.path.insert(0, {str(ROOT)!r})\n"
-             "from jaxblog.experiment import cli\ncli.missing_data('pip install x')\n")
+             "from jaxblog.training import cli\ncli.missing_data('pip install x')\n")
   assert _fake_experiment(reproduce, tmp_path, monkeypatch, missing)[0].startswith("skipped")
   failing = "raise RuntimeError('boom')\n"
   assert _fake_experiment(reproduce, tmp_path, monkeypatch, failing)[0].startswith("failed")

@@ -5,6 +5,6 @@ checkpoints and resume, `report` writes the per-experiment result that
 `experiments/reproduce.py` gathers. See `experiments/mnist_mlp.py` for the
 whole pattern in ~80 lines.
 """
-from jaxblog.experiment import cli, loop, report, sharding
+from jaxblog.training import cli, loop, report, sharding
 
 __all__ = ["cli", "loop", "report", "sharding"]

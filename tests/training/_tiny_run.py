@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxblog.experiment import loop
+from jaxblog.training import loop
 
 NUM_STEPS = 12
 
