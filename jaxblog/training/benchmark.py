@@ -1,0 +1,98 @@
+"""Same-process, interleaved timing with paired per-round ratios.
+
+Every `experiments/bench_*.py` compares jaxblog with a peer in one process.
+Absolute times on a shared 2-core VM drift by tens of percent between
+minutes, so a benchmark here never compares medians taken at different
+times: it runs the contestants in *rounds* (the order rotated each round),
+and within a round each contestant gets one dropped call (PyTorch's OpenMP
+workers keep spinning after a call and would charge the next contestant)
+followed by `calls` timed calls. The ratio of two contestants is then taken
+per round, and its median and spread (min–max over rounds) are reported, so
+load that comes and goes moves both sides of each ratio together.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Sequence
+
+import jax
+import numpy as np
+
+
+def _timed_call(fn: Callable[[], Any]) -> float:
+  start = time.perf_counter()
+  jax.block_until_ready(fn())
+  return time.perf_counter() - start
+
+
+def interleaved(fns: Mapping[str, Callable[[], Any]], *, rounds: int = 7, calls: int = 3,
+                warmup: int = 1) -> Dict[str, np.ndarray]:
+  """Per-round seconds per call of each contestant.
+
+  Args:
+    fns: name -> zero-argument callable; its result is blocked on, so JAX
+      dispatch is timed to completion (torch calls are synchronous on CPU).
+    rounds: number of rounds (>= 1).
+    calls: timed calls per contestant per round (>= 1); the round's value is
+      their median.
+    warmup: untimed calls of each contestant before the first round
+      (compilation, allocator warm-up).
+
+  Returns:
+    name -> float64 `[rounds]`, seconds per call.
+  """
+  if rounds < 1 or calls < 1 or warmup < 0:
+    raise ValueError(f"rounds and calls must be >= 1 and warmup >= 0, got rounds={rounds}, "
+                     f"calls={calls}, warmup={warmup}")
+  if not fns:
+    raise ValueError("fns must name at least one contestant")
+  names = list(fns)
+  for name in names:
+    for _ in range(warmup):
+      _timed_call(fns[name])
+  times = {name: np.zeros(rounds) for name in names}
+  for r in range(rounds):
+    shift = r % len(names)
+    for name in names[shift:] + names[:shift]:
+      _timed_call(fns[name])
+      times[name][r] = statistics.median(_timed_call(fns[name]) for _ in range(calls))
+  return times
+
+
+class Ratio(NamedTuple):
+  """A paired ratio `numerator_time / denominator_time` over rounds."""
+  median: float
+  low: float
+  high: float
+  per_round: np.ndarray
+
+  def __str__(self) -> str:
+    return f"{self.median:.2f}x ({self.low:.2f}-{self.high:.2f})"
+
+
+def paired_ratio(times: Mapping[str, np.ndarray], numerator: str, denominator: str) -> Ratio:
+  """Round-by-round `times[numerator] / times[denominator]`: how many times faster
+  `denominator` is than `numerator`, with its spread over rounds."""
+  ratios = np.asarray(times[numerator]) / np.asarray(times[denominator])
+  return Ratio(float(np.median(ratios)), float(ratios.min()), float(ratios.max()), ratios)
+
+
+def best_of(times: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+  """Per round, the fastest of `names` (e.g. a peer timed at 1 and 2 threads)."""
+  return np.min(np.stack([np.asarray(times[n]) for n in names]), axis=0)
+
+
+def temp_mib(jitted: Any, *args: Any, **kwargs: Any) -> float:
+  """XLA's temporary buffer size in MiB for a `jax.jit`-wrapped function at
+  these arguments (NaN where the backend does not report it)."""
+  stats = jitted.lower(*args, **kwargs).compile().memory_analysis()
+  return stats.temp_size_in_bytes / 2**20 if stats is not None else float("nan")
+
+
+def machine_line() -> str:
+  """Load averages and core count, for the header of a benchmark table."""
+  one, five, fifteen = os.getloadavg()
+  return (f"load avg {one:.2f}/{five:.2f}/{fifteen:.2f} on {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
