@@ -1,7 +1,8 @@
-"""lazy(freeze_state=True): the fused LazyAdam path == the general path.
+"""lazy_adam / scale_by_lazy_adam (fused LazyAdam) == lazy(adam, freeze_state=True).
 
-The general path (any inner transformation) is reached by hiding the inner
-Adam behind an opaque wrapper, which the recogniser cannot see through.
+`lazy(inner, freeze_state=True)` is the general path for any inner
+transformation; `lazy_adam` and `derive(scale_by_lazy_adam(...), lazy=...)`
+compute the same LazyAdam with the moments selected before the direction.
 Both compute the same expressions; only XLA's fusion differs (the general
 path recomputes the new moments inside the params update, and fused loops
 may contract multiply-adds differently), which moves float32 results by
@@ -16,14 +17,9 @@ import optax
 import pytest
 
 from jaxblog import optim
-from jaxblog.optim import _lazy
+from tests.optim._util import count_traces
 
 STEPS = 24
-
-
-def opaque(tx):
-  """Same transformation, not recognisable as Adam: forces the general path."""
-  return optax.GradientTransformation(tx.init, lambda u, s, p=None: tx.update(u, s, p))
 
 
 def problem(dtype, seed=0):
@@ -78,32 +74,46 @@ def assert_same(a, b, exact=True):
       np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
 
 
-INNERS = {
-    "adam": lambda: optax.adam(0.05),
-    "adam_schedule_eps_root": lambda: optax.adam(lambda c: 0.05 / (1.0 + c), eps_root=1e-8),
-    "adamw": lambda: optax.adamw(0.05, weight_decay=0.1),
-    "nadam": lambda: optax.adam(0.05, b1=0.8, b2=0.99, nesterov=True),
-    "adam_mu_bf16": lambda: optax.adam(0.05, mu_dtype=jnp.bfloat16),
-    "scale_by_adam_alone": lambda: optax.scale_by_adam(eps=1e-6),
-    "derive_chain": lambda: optax.chain(
-        optax.scale_by_adam(eps=1e-6), optim.weight_decay(0.01, exclude=("vec",)),
-        optax.scale_by_learning_rate(lambda c: 0.05 * optim.piecewise_linear({4: 1.0})(c))),
+INCLUDE = (r"^(embedding|stack|vec|scalar)",)  # "dense" is not lazy
+
+
+def _schedule(c):
+  return 0.05 * optim.piecewise_linear({4: 1.0})(c)
+
+
+# name -> (fused LazyAdam, the same optimizer for the general lazy wrapper)
+PAIRS = {
+    "adam": lambda inc: (optim.lazy_adam(0.05, include=inc), optax.adam(0.05)),
+    "adam_schedule_eps_root": lambda inc: (
+        optim.lazy_adam(lambda c: 0.05 / (1.0 + c), eps_root=1e-8, include=inc),
+        optax.adam(lambda c: 0.05 / (1.0 + c), eps_root=1e-8)),
+    "adamw": lambda inc: (optim.lazy_adam(0.05, weight_decay=0.1, include=inc),
+                          optax.adamw(0.05, weight_decay=0.1)),
+    "nadam": lambda inc: (optim.lazy_adam(0.05, b1=0.8, b2=0.99, nesterov=True, include=inc),
+                          optax.adam(0.05, b1=0.8, b2=0.99, nesterov=True)),
+    "adam_mu_bf16": lambda inc: (optim.lazy_adam(0.05, mu_dtype=jnp.bfloat16, include=inc),
+                                 optax.adam(0.05, mu_dtype=jnp.bfloat16)),
+    "scale_by_lazy_adam_alone": lambda inc: (
+        optim.lazy(optim.scale_by_lazy_adam(eps=1e-6, include=inc), include=inc),
+        optax.scale_by_adam(eps=1e-6)),
+    "derive_chain": lambda inc: (
+        optim.derive(optim.scale_by_lazy_adam(eps=1e-6, include=inc), 0.05,
+                     weight_decay=0.01, exclude_from_weight_decay=("vec",),
+                     lr_schedule={4: 1.0}, lazy=inc),
+        optim.derive(optax.scale_by_adam(eps=1e-6), 0.05, weight_decay=0.01,
+                     exclude_from_weight_decay=("vec",), lr_schedule={4: 1.0})),
 }
 
 
-CASES = [(n, jnp.float32) for n in sorted(INNERS)] + [
+CASES = [(n, jnp.float32) for n in sorted(PAIRS)] + [
     (n, jnp.bfloat16) for n in ("adam", "adam_mu_bf16", "derive_chain", "nadam")]
 
 
 @pytest.mark.parametrize("name,dtype", CASES)
 def test_fused_equals_general_path(name, dtype):
-  inner = INNERS[name]()
-  assert _lazy._fused_adam(inner) is not None
-  assert _lazy._fused_adam(opaque(inner)) is None
+  fast, inner = PAIRS[name](INCLUDE)
+  slow = optim.lazy(inner, include=INCLUDE, freeze_state=True)
   params, grads = problem(dtype)
-  include = (r"^(embedding|stack|vec|scalar)",)  # "dense" is not lazy
-  fast = optim.lazy(inner, include=include, freeze_state=True)
-  slow = optim.lazy(opaque(inner), include=include, freeze_state=True)
   traj_f, state_f = trajectory(fast, params, grads)
   traj_s, state_s = trajectory(slow, params, grads)
   for a, b in zip(traj_f, traj_s):
@@ -125,8 +135,9 @@ def test_fused_all_rows_touched_equals_plain_optax(name):
             "b": jnp.asarray(rng.normal(size=(5,)), jnp.float32)}
   grads = {"e": rng.normal(size=(STEPS, 8, 5)).astype(np.float32),
            "b": rng.normal(size=(STEPS, 5)).astype(np.float32)}
-  traj_f, state_f = trajectory(optim.lazy(INNERS[name](), freeze_state=True), params, grads)
-  traj_p, state_p = trajectory(INNERS[name](), params, grads)
+  fast, plain = PAIRS[name]((".*",))
+  traj_f, state_f = trajectory(fast, params, grads)
+  traj_p, state_p = trajectory(plain, params, grads)
   for a, b in zip(traj_f, traj_p):
     assert_same(a, b, exact=False)
   assert_same(state_f, state_p, exact=False)
@@ -136,8 +147,7 @@ def test_nan_row_counts_as_touched_on_both_paths():
   params = {"embedding": jnp.ones((4, 3))}
   g = {"embedding": jnp.zeros((4, 3)).at[1, 2].set(jnp.nan).at[2, 0].set(1.0)}
   outs = []
-  for inner in (optax.adam(0.1), opaque(optax.adam(0.1))):
-    tx = optim.lazy(inner, freeze_state=True)
+  for tx in (optim.lazy_adam(0.1), optim.lazy(optax.adam(0.1), freeze_state=True)):
     state = tx.init(params)
     outs.append(jax.jit(tx.update)(g, state, params))
   assert_same(outs[0], outs[1])
@@ -146,18 +156,15 @@ def test_nan_row_counts_as_touched_on_both_paths():
   np.testing.assert_array_equal(np.asarray(u["embedding"])[[0, 3]], 0.0)
 
 
-def test_recognition():
-  fusable = [optax.adam(1e-3), optax.adamw(1e-3), optax.scale_by_adam(),
-             optax.chain(optax.scale_by_adam(), optax.identity(), optax.scale(-1e-3))]
-  for tx in fusable:
-    assert _lazy._fused_adam(tx) is not None
-  not_fusable = [optax.sgd(1e-3, 0.9), optax.adamax(1e-3), optax.adamw(1e-3, mask=lambda p: p),
-                 optax.chain(optax.scale_by_adam(), optim.layer_adaptation(), optax.scale(-1.0)),
-                 optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3)),
-                 optax.chain(optax.scale(-1.0), optax.scale_by_adam())]
-  for tx in not_fusable:
-    assert _lazy._fused_adam(tx) is None
-  assert _lazy._fused_adam(optax.adam(1e-3, b1=0.5, b2=0.7, eps=1e-3)).eps == 1e-3
+def test_scale_by_lazy_adam_state_is_optax_adam_state_and_no_retrace():
+  params = {"embedding": jnp.ones((6, 3)), "w": jnp.ones(3)}
+  ours = optim.scale_by_lazy_adam(include="embedding").init(params)
+  ref = optax.scale_by_adam().init(params)
+  assert type(ours) is type(ref)
+  assert jax.tree.structure(ours) == jax.tree.structure(ref)
+  assert count_traces(optim.lazy_adam(1e-3, include="embedding"), params) == 1
+  with pytest.raises(ValueError, match="include"):
+    optim.lazy_adam(1e-3, include=("(",))
 
 
 def test_fused_path_has_no_state_copies():
@@ -167,11 +174,10 @@ def test_fused_path_has_no_state_copies():
   leaf_bytes = 4096 * 64 * 4
   temps = {}
   cases = {
-      "fused": optim.lazy(optax.adam(1e-3), freeze_state=True),
-      "derive": optim.derive(optax.scale_by_adam(eps=1e-6), 1e-3, weight_decay=0.01,
-                             lr_schedule={10: 1.0}, lazy=("embedding",),
-                             lazy_freeze_state=True),
-      "general": optim.lazy(opaque(optax.adam(1e-3)), freeze_state=True),
+      "fused": optim.lazy_adam(1e-3),
+      "derive": optim.derive(optim.scale_by_lazy_adam(eps=1e-6, include="embedding"), 1e-3,
+                             weight_decay=0.01, lr_schedule={10: 1.0}, lazy=("embedding",)),
+      "general": optim.lazy(optax.adam(1e-3), freeze_state=True),
   }
   for name, tx in cases.items():
 
