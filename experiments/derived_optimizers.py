@@ -62,8 +62,8 @@ def variants(steps_per_epoch: int, lazy_names=None) -> dict:
   }
   if lazy_names is not None:
     out["lazy Adam"] = optim.derive(adam_base(), LR, lazy=lazy_names)
-    out["LazyAdam (freeze_state)"] = optim.derive(adam_base(), LR, lazy=lazy_names,
-                                                  lazy_freeze_state=True)
+    out["LazyAdam (freeze_state)"] = optim.derive(
+        optim.scale_by_lazy_adam(eps=1e-6, include=lazy_names), LR, lazy=lazy_names)
   return out
 
 
