@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from jaxblog.data import char_bert
+from jaxblog.data.vocab import Vocab
 from jaxblog.training import loop
 from jaxblog.models.transformer import Transformer
 from jaxblog.models.objectives import mlm_corrupt, token_cross_entropy
@@ -25,7 +26,7 @@ def warmup_adam(lr: float, steps: int, warmup: int, weight_decay: float = 0.01):
   return optax.adamw(schedule, eps=1e-6, weight_decay=weight_decay)
 
 
-def pretrain_mlm(config, vocab: char_bert.CharVocab, texts, *, steps: int, batch: int,
+def pretrain_mlm(config, vocab: Vocab, texts, *, steps: int, batch: int,
                  length: int, lr: float, seed: int, out_dir, name: str = "pretrain"):
   """MLM-pretrains `Transformer(config)` (with_mlm) on windows of `texts`.
 
@@ -34,8 +35,8 @@ def pretrain_mlm(config, vocab: char_bert.CharVocab, texts, *, steps: int, batch
   """
   model = Transformer(config)
   pieces = char_bert.windows(texts, length - 2)
-  ids_all, valid_all = vocab.encode(pieces, length)
-  maskable_all = valid_all & (ids_all >= len(char_bert.SPECIALS))
+  ids_all, valid_all = char_bert.encode(vocab, pieces, length)
+  maskable_all = valid_all & (ids_all >= len(vocab.specials))
 
   def batch_fn(step):
     idx = np.random.default_rng([seed, step]).integers(0, len(pieces), batch)
@@ -46,7 +47,7 @@ def pretrain_mlm(config, vocab: char_bert.CharVocab, texts, *, steps: int, batch
   def loss_fn(params, b, rng):
     inputs, positions, weights = mlm_corrupt(
         rng, b["ids"], b["maskable"], mask_id=char_bert.MASK, vocab_size=config.vocab_size,
-        num_predictions=budget, first_regular=len(char_bert.SPECIALS))
+        num_predictions=budget, first_regular=len(vocab.specials))
     hidden = model.apply({"params": params}, inputs, None, b["valid"], method=Transformer.encode)
     picked = jnp.take_along_axis(hidden, positions[..., None], axis=1)
     logits = model.apply({"params": params}, picked, method=Transformer.logits)

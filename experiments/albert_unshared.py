@@ -28,6 +28,7 @@ import optax
 
 from _char_bert import pretrain_mlm, warmup_adam
 from jaxblog.data import char_bert, headlines, sentiment
+from jaxblog.data.vocab import Vocab
 from jaxblog.training import cli, loop, plots, report
 from jaxblog.models import unshare
 from jaxblog.models.albert import albert_config
@@ -130,8 +131,8 @@ def main(argv=None):
   if args.seeds:
     s["seeds"] = tuple(range(args.seeds))
   paragraphs = list(headlines.paragraphs())
-  reviews = sentiment.load_sentiment(seed=0)
-  vocab = char_bert.CharVocab.build(paragraphs + reviews.train.texts, min_count=3)
+  reviews = sentiment.load(seed=0)
+  vocab = Vocab.build(paragraphs + reviews.train.texts, min_count=3)
   config = albert_config(len(vocab), hidden_size=96, num_layers=4, num_heads=4,
                          intermediate_size=384, embedding_size=64, max_position=128,
                          with_mlm=True)
@@ -141,7 +142,7 @@ def main(argv=None):
 
   def encode(split, limit):
     texts, labels = split.texts[:limit], split.labels[:limit]
-    ids, valid = vocab.encode(texts, s["max_len"])
+    ids, valid = char_bert.encode(vocab, texts, s["max_len"])
     return ids, valid, np.asarray(labels)
 
   data = (encode(reviews.train, s["train"]), encode(reviews.valid, s["evaluate"]),

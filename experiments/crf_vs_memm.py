@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from jaxblog.data import peoples_daily as pd
+from jaxblog.data.vocab import Vocab
 from jaxblog.training import cli, loop, report
 from jaxblog.models import tagger
 
@@ -115,9 +116,9 @@ def main(argv=None):
     splits = pd.load(task)
     labels = pd.LABELS[task]
     scheme = pd.SCHEMES[task]
-    vocab = pd.build_vocab(splits.train.texts)
+    vocab = Vocab.build(splits.train.texts)
     train = pd.Split(splits.train.texts[:n_train], splits.train.tags[:n_train])
-    dev = pd.Split(splits.dev.texts[:n_dev], splits.dev.tags[:n_dev])
+    dev = pd.Split(splits.valid.texts[:n_dev], splits.valid.tags[:n_dev])
     enc = {name: pd.encode(s.texts, vocab, max_len, s.tags, labels)
            for name, s in (("train", train), ("dev", dev), ("test", splits.test))}
     data = {name: {"enc": enc[name], "tags": s.tags}

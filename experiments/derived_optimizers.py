@@ -30,6 +30,7 @@ import optax
 
 from jaxblog import optim
 from jaxblog.data import mnist, sentiment
+from jaxblog.data.vocab import Vocab
 from jaxblog.training import cli, plots, report
 from jaxblog.models.char_classifier import CharClassifier
 from jaxblog.models.mlp import MLP
@@ -114,9 +115,9 @@ def summarize(hist):
 # ---------------------------------------------------------------- MNIST -----
 
 def mnist_task(args):
-  data = mnist.load_mnist(seed=0)
-  train_data = {"x": jnp.asarray(data["x_train"].reshape(-1, 784)),
-                "y": jnp.asarray(data["y_train"])}
+  data = mnist.load(seed=0)
+  train_data = {"x": jnp.asarray(data.train.x.reshape(-1, 784)),
+                "y": jnp.asarray(data.train.y)}
   model = MLP(hidden=(256,))
   params0 = model.init(jax.random.key(args.seed), train_data["x"][:1])["params"]
 
@@ -130,8 +131,8 @@ def mnist_task(args):
     out = {"train_loss": optax.softmax_cross_entropy_with_integer_labels(
         logits, train_data["y"]).mean()}
     for split in ("valid", "test"):
-      pred = jnp.argmax(model.apply({"params": p}, data[f"x_{split}"].reshape(-1, 784)), -1)
-      out[f"{split}_acc"] = jnp.mean(pred == data[f"y_{split}"])
+      pred = jnp.argmax(model.apply({"params": p}, getattr(data, split).x.reshape(-1, 784)), -1)
+      out[f"{split}_acc"] = jnp.mean(pred == getattr(data, split).y)
     return out
 
   def eval_fn(p):
@@ -168,16 +169,16 @@ def run_mnist(args, results, curves):
 # ------------------------------------------------------------ sentiment -----
 
 def sentiment_task(args, seed):
-  splits = sentiment.load_sentiment(seed=0)
-  vocab = sentiment.char_vocab(splits.train.texts, min_count=1)
+  splits = sentiment.load(seed=0)
+  vocab = Vocab.build(splits.train.texts, specials=("[PAD]", "[UNK]"))
   max_len = 64  # median review length is 42 (neg) / 52 (pos) characters
   enc = {}
   for split in ("train", "valid", "test"):
     s = getattr(splits, split)
-    ids, mask = sentiment.encode(s.texts, vocab, max_len)
+    ids, mask = vocab.encode(s.texts, max_len)
     enc[split] = {"ids": jnp.asarray(ids), "mask": jnp.asarray(mask),
                   "y": jnp.asarray(s.labels)}
-  model = CharClassifier(vocab_size=len(vocab) + 2, embed_dim=64, hidden=64)
+  model = CharClassifier(vocab_size=len(vocab), embed_dim=64, hidden=64)
   # The training-set loss is measured on a fixed subset (a full pass costs
   # as much as an epoch).
   sub = np.random.default_rng(1).permutation(len(splits.train.labels))[:2000]
@@ -204,7 +205,7 @@ def sentiment_task(args, seed):
       out[f"{split}_loss"] = float(loss)
     return out
 
-  return params0, loss_fn, eval_fn, enc["train"], len(vocab) + 2
+  return params0, loss_fn, eval_fn, enc["train"], len(vocab)
 
 
 def run_sentiment(args, results):

@@ -21,25 +21,25 @@ def main(argv=None):
   args = cli.parse_args(__doc__, argv)
   if not mnist.available():
     cli.missing_data(mnist.INSTALL_HINT)
-  data = mnist.load_mnist(seed=0)
+  data = mnist.load(seed=0)
   batch_size = 100
   epochs = 20 if args.quick else 60
-  steps_per_epoch = len(data["y_train"]) // batch_size
+  steps_per_epoch = len(data.train.y) // batch_size
   num_steps = epochs * steps_per_epoch
   n_dev = jax.device_count()
   batch_size -= batch_size % n_dev
 
   def batch_fn(step):
     epoch, i = divmod(step, steps_per_epoch)
-    order = np.random.default_rng([args.seed, epoch]).permutation(len(data["y_train"]))
+    order = np.random.default_rng([args.seed, epoch]).permutation(len(data.train.y))
     idx = order[i * batch_size:(i + 1) * batch_size]
-    return {"x": data["x_train"][idx], "y": data["y_train"][idx]}
+    return {"x": data.train.x[idx], "y": data.train.y[idx]}
 
   model = MLP(hidden=(256,))
-  params = model.init(jax.random.key(args.seed), data["x_train"][:1])["params"]
+  params = model.init(jax.random.key(args.seed), data.train.x[:1])["params"]
 
   def eval_fn(p):
-    return {"valid_accuracy": accuracy(model, p, data["x_valid"], data["y_valid"])}
+    return {"valid_accuracy": accuracy(model, p, data.valid.x, data.valid.y)}
 
   result = loop.fit(params=params, optimizer=optax.adam(1e-3),
                     loss_fn=classification_loss(model), batch_fn=batch_fn,
@@ -47,8 +47,8 @@ def main(argv=None):
                     checkpoint_every=steps_per_epoch, eval_fn=eval_fn,
                     eval_every=steps_per_epoch, log_every=10)
   final = result.state.params
-  valid = accuracy(model, final, data["x_valid"], data["y_valid"])
-  test = accuracy(model, final, data["x_test"], data["y_test"])
+  valid = accuracy(model, final, data.valid.x, data.valid.y)
+  test = accuracy(model, final, data.test.x, data.test.y)
   hist = result.history
   curve = plots.plot_curves(
       args.out / "mnist_loss.png",
@@ -59,7 +59,7 @@ def main(argv=None):
       [(num_steps, hist[-1]["loss"], valid, test, result.seconds)])
   report.write(
       args.out, title="MNIST MLP (harness check)",
-      summary=(f"{len(data['y_train'])} training digits, {epochs} epochs of batch "
+      summary=(f"{len(data.train.y)} training digits, {epochs} epochs of batch "
                f"{batch_size} on {n_dev} device(s)."),
       tables={"MNIST MLP": table}, plots=[curve.name],
       claims=[report.Claim(

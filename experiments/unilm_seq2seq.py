@@ -29,6 +29,7 @@ import numpy as np
 from _char_bert import pretrain_mlm, warmup_adam
 from jaxblog import decoding
 from jaxblog.data import char_bert, headlines
+from jaxblog.data.vocab import Vocab
 from jaxblog.training import cli, loop, plots, report
 from jaxblog.models.transformer import Transformer
 from jaxblog.models.generate import cached_decoder
@@ -92,7 +93,7 @@ def finetune(mask, init, params0, config, train, s, seed, out):
 
 def decode(model, params, vocab, texts, s, mask):
   src_len = s["max_len"] - TITLE_LEN - 1
-  ids, valid = vocab.encode(texts, src_len)
+  ids, valid = char_bert.encode(vocab, texts, src_len)
 
   @jax.jit
   def run(p, ids, valid):
@@ -104,7 +105,7 @@ def decode(model, params, vocab, texts, s, mask):
                                    eos_id=char_bert.SEP, min_len=1)
     return seqs[:, 0]
 
-  return [vocab.decode(row) for row in np.asarray(run(params, ids, valid))]
+  return [vocab.decode(row, stop=char_bert.SEP) for row in np.asarray(run(params, ids, valid))]
 
 
 def main(argv=None):
@@ -120,10 +121,10 @@ def main(argv=None):
   s = sizes(args.quick)
   s.update({k: v for k, v in (("pre_steps", args.pre_steps), ("steps", args.steps),
                                              ("max_len", args.max_len)) if v})
-  splits = headlines.load_headlines(seed=0)
+  splits = headlines.load(seed=0)
   held = headlines.held_out_lines(splits)
   corpus = [p for i, p in enumerate(headlines.paragraphs()) if i not in held]
-  vocab = char_bert.CharVocab.build(corpus, min_count=3)
+  vocab = Vocab.build(corpus, min_count=3)
   config = TransformerConfig(vocab_size=len(vocab), hidden_size=96, num_layers=4, num_heads=4,
                              intermediate_size=384, max_position=s["max_len"], with_mlm=True)
   pre_params, pre_hist, pre_seconds = pretrain_mlm(
@@ -131,8 +132,8 @@ def main(argv=None):
       lr=2e-3, seed=args.seed, out_dir=args.out)
   scratch = jax.jit(Transformer(config).init)(jax.random.key(args.seed + 1),
                                        jnp.zeros((1, 8), jnp.int32))["params"]
-  train = vocab.encode_pairs(splits.train.texts, splits.train.titles, s["max_len"],
-                             max_second=TITLE_LEN - 1)
+  train = char_bert.encode_pairs(vocab, splits.train.texts, splits.train.titles, s["max_len"],
+                                max_second=TITLE_LEN - 1)
 
   rows, examples, curves, extra = [], [], {}, {}
   for mask in ("unilm", "lm"):

@@ -117,14 +117,14 @@ def main(argv=None):
   args = cli.parse_args(__doc__, argv, extra=extra)
   if not images.fashion_available() and not mnist.available():
     cli.missing_data(images.FASHION_HINT + "` or `" + mnist.INSTALL_HINT)
-  name, data = images.load_images(seed=args.seed)
+  name, data = images.load(seed=args.seed)
   n_dev = jax.device_count()
   batch = 64 - 64 % n_dev
   channels, steps, prior_steps, n_prior_train = (32, 200, 300, 10000) if args.quick else (
-      64, 4000, 4000, len(data["x_train"]))
+      64, 4000, 4000, len(data.train.x))
   steps = args.steps or steps
   prior_steps = args.prior_steps or prior_steps
-  x_train = data["x_train"]
+  x_train = data.train.x
 
   def batch_fn(step):
     rng = np.random.default_rng([args.seed, step])
@@ -150,8 +150,8 @@ def main(argv=None):
                    batch_fn=batch_fn, num_steps=steps, seed=args.seed, out_dir=args.out,
                    checkpoint_every=0, log_every=25, name=f"vqvae_{tag}")
     tree = {"params": fit.state.params, "state": fit.state.model_state}
-    valid, _ = evaluate(model, tree, data["x_valid"])
-    test, recons = evaluate(model, tree, data["x_test"])
+    valid, _ = evaluate(model, tree, data.valid.x)
+    test, recons = evaluate(model, tree, data.test.x)
     results[label] = (valid, test, fit.seconds)
     recon_rows.append(recons)
     curves[label] = ([h["step"] for h in fit.history], [h["mse"] for h in fit.history])
@@ -164,7 +164,7 @@ def main(argv=None):
       [(k, t["mse"], t["perplexity"], f"{100 * t['used']:.1f}%", v["mse"], s)
        for k, (v, t, s) in results.items()])
   grid_png = image_grid(args.out / "vqvae_reconstructions.png",
-                        [data["x_test"][:10]] + recon_rows, ["original"] + list(VARIANTS),
+                        [data.test.x[:10]] + recon_rows, ["original"] + list(VARIANTS),
                         f"{name}: test images and reconstructions (7×7 codes, K=256)")
   curve_png = plots.plot_curves(args.out / "vqvae_train_mse.png", curves,
                                 title="train reconstruction MSE (pixels in [-1, 1])", logy=True)
@@ -172,8 +172,8 @@ def main(argv=None):
   # Prior on the codes of the EMA + restart model.
   model, tree = trained["EMA + restart"]
   codes_train = encode_codes(model, tree, x_train[:n_prior_train])
-  codes_valid = encode_codes(model, tree, data["x_valid"])
-  codes_test = encode_codes(model, tree, data["x_test"])
+  codes_valid = encode_codes(model, tree, data.valid.x)
+  codes_test = encode_codes(model, tree, data.test.x)
   prior = (CodePrior(num_codes=256, hidden_size=64, num_layers=2, num_heads=4, mlp_size=128)
            if args.quick else CodePrior(num_codes=256))
   prior_params = prior.init(jax.random.key(args.seed + 2), shift_codes(codes_train[:2], 256))

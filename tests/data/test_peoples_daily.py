@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from jaxblog.data import peoples_daily as pd
+from jaxblog.data.vocab import BERT_SPECIALS, Vocab
 
 
 def test_spans_bio_and_bmes():
@@ -26,8 +27,8 @@ def test_f1():
 
 
 def test_vocab_and_encode():
-  vocab = pd.build_vocab(["ab", "b"])
-  assert list(vocab)[:5] == list(pd.SPECIALS) and vocab["b"] < vocab["a"]
+  vocab = Vocab.build(["ab", "b"])
+  assert vocab.tokens[:5] == list(BERT_SPECIALS) and vocab["b"] < vocab["a"]
   ids, mask, tags = pd.encode(["abz", "b"], vocab, 2, [["B", "E", "S"], ["S"]], pd.LABELS["cws"])
   np.testing.assert_array_equal(ids, [[vocab["a"], vocab["b"]], [vocab["b"], 0]])
   np.testing.assert_array_equal(mask, [[True, True], [True, False]])
@@ -38,7 +39,7 @@ def test_vocab_and_encode():
 def test_corpus_tasks_align_and_split_is_fixed():
   ner, cws = pd.load("ner"), pd.load("cws")
   assert ner.test.texts == cws.test.texts and len(ner.train.texts) > 30000
-  for split in (ner.train, cws.dev):
+  for split in (ner.train, cws.valid):
     for text, tags in zip(split.texts[:200], split.tags[:200]):
       assert len(text) == len(tags) >= 5
   labels = {t for tags in ner.train.tags[:2000] for t in tags}

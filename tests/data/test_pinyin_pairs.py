@@ -24,9 +24,9 @@ def test_vocab_and_encode():
   train = pinyin.Pairs([list("中国人"), list("中间")], [["zhong1", "guo2", "ren2"],
                                                       ["zhong1", "jian1"]])
   vocab = pinyin.build_vocab(train, min_count=2)
-  assert vocab.tgt == {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "中": 4}
+  assert vocab.tgt.index == {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "中": 4}
   assert vocab.src["zhong1"] == 2 and len(vocab.src) == 6
   src, tgt = pinyin.encode(train, vocab, 4)
   np.testing.assert_array_equal(tgt, [[4, 1, 1, 0], [4, 1, 0, 0]])
   np.testing.assert_array_equal(src[1], [2, vocab.src["jian1"], 0, 0])
-  assert vocab.tgt_tokens()[4] == "中"
+  assert vocab.tgt.tokens[4] == "中"

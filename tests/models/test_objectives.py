@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from jaxblog.data import char_bert
+from jaxblog.data.vocab import BERT_SPECIALS, Vocab
 from jaxblog.models.objectives import mlm_corrupt, seq2seq_targets, token_cross_entropy
 
 
@@ -65,13 +66,13 @@ def test_token_cross_entropy_matches_numpy_and_empty_is_zero():
 
 
 def test_char_vocab_pairs_truncate_the_longer_side():
-  vocab = char_bert.CharVocab.build(["甲乙丙丁戊己", "甲乙"])
-  assert vocab.tokens[:5] == list(char_bert.SPECIALS) and vocab.tokens[5] in "甲乙"
-  ids, seg, valid = vocab.encode_pairs(["甲乙丙丁戊己"], ["乙丙"], max_len=8)
+  vocab = Vocab.build(["甲乙丙丁戊己", "甲乙"])
+  assert vocab.tokens[:5] == list(BERT_SPECIALS) and vocab.tokens[5] in "甲乙"
+  ids, seg, valid = char_bert.encode_pairs(vocab, ["甲乙丙丁戊己"], ["乙丙"], max_len=8)
   # 8 - 3 specials = 5 chars: the source loses 3, the title keeps both.
-  assert vocab.decode(ids[0, 1:]) == "甲乙丙"
+  assert vocab.decode(ids[0, 1:], stop=char_bert.SEP) == "甲乙丙"
   np.testing.assert_array_equal(seg[0], [0, 0, 0, 0, 0, 1, 1, 1])
   assert valid.all()
-  assert vocab.decode(vocab.encode(["丁戊"], 6)[0][0, 1:]) == "丁戊"
+  assert vocab.decode(char_bert.encode(vocab, ["丁戊"], 6)[0][0, 1:], stop=char_bert.SEP) == "丁戊"
   assert char_bert.windows(["一二三四五六七八九十"], 4) == []
   assert char_bert.windows(["一二三四五六七八九十"], 8) == ["一二三四五六七八"]
