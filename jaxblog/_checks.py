@@ -2,7 +2,7 @@
 
 Every check runs on static shapes/dtypes only, so it costs nothing under
 `jax.jit` and raises before any computation. Messages name the argument and
-the shapes involved, as API.md asks.
+the shapes involved.
 """
 from __future__ import annotations
 

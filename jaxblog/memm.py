@@ -1,41 +1,62 @@
 """Maximum-entropy Markov model (MEMM) and Su's bidirectional MEMM loss.
 
-Design: a MEMM normalises locally, `P(y_t | y_prev, x) = softmax_j(f_t(j) +
-T[y_prev, j])`, so its log-likelihood is a plain per-token cross-entropy whose
-logits gather one transition row per position: no recursion, fully parallel,
-as cheap as a softmax tagger. The right-to-left direction conditions on the
-tag at the *next valid* position and uses `T.T` (the same as reversing each
-sequence within its valid positions, as the reference does, because the loss
-is a sum over positions; nothing is reversed in memory). The Bi-MEMM loss is
-the mean of the two directions (same parameters). Like `jaxblog.crf`, the chain links
-valid positions in order, so left padding and gaps work, and a sequence with
-no valid position scores 0.
+Design: a MEMM normalises locally, `P(y_t | y_prev, x) =
+softmax_j(f_t(j) + transitions[y_prev, j])`, so its log-likelihood is a plain
+per-token cross-entropy whose logits gather one transition row per position:
+no recursion, fully parallel, as cheap as a softmax tagger. The right-to-left
+direction conditions on the tag at the *next valid* position and uses
+`transitions.T` (the same as reversing each sequence within its valid
+positions, as the reference does, because the loss is a sum over positions;
+nothing is reversed in memory). The Bi-MEMM loss is the mean of the two
+directions (same parameters). Like `jaxblog.crf`, the chain links valid
+positions in order, so left padding and gaps work, and a sequence with no
+valid position scores 0. Shapes: emissions `[..., L, K]` (`L` positions, `K`
+tags), tags and mask `[..., L]`.
 
-Transitions may be a `[K, K]` array or a low-rank pair `(L, R)` with
-`T = L @ R.T` (`L, R: [K, d]`); the pair is never multiplied out, so huge tag
-sets stay cheap (SPEC.md §8.2). Decoding uses `jaxblog.crf.viterbi` on the
-same scores (materialise `L @ R.T` for it). `lr_multiplier_init` /
-`lr_multiplier_apply` give the reference's learning-rate multiplier
-reparametrisation for transition matrices (CRF or MEMM).
+Transitions may be a `[K, K]` array or a low-rank pair `(left, right)` with
+`transitions = left @ right.T` (`left, right: [K, d]`); the pair is never
+multiplied out, so huge tag sets stay cheap (the reference offers the same
+factorisation, trading `K^2` parameters for `2 K d`). Decoding uses
+`jaxblog.crf.viterbi` on the same scores (materialise `left @ right.T` for
+it). `lr_multiplier_init` / `lr_multiplier_apply` give the reference's
+learning-rate multiplier reparametrisation for transition matrices (CRF or
+MEMM).
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from jaxblog import memm
+  >>> emissions = jnp.zeros((1, 3, 2))         # [batch, L, K]
+  >>> tags = jnp.array([[0, 1, 1]])
+  >>> transitions = jnp.zeros((2, 2))
+  >>> ll = memm.log_likelihood(emissions, tags, transitions)
+  >>> print(round(float(ll[0]), 4))             # 3 uniform binary choices
+  -2.0794
+
+References:
+  Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》,
+  https://kexue.fm/archives/7213.
 """
 from __future__ import annotations
 
+from typing import Sequence, Union
+
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 
-from jaxblog import _checks
-from jaxblog.crf import _inputs
+from jaxblog import _chain, _checks
 
 _DIRECTIONS = ("l2r", "r2l", "both")
+Transitions = Union[ArrayLike, Sequence[ArrayLike]]
 
 
 def _rows(trans, cond, linked):
-  """`T[cond, :]` at linked positions, 0 elsewhere: `[N, T, K]`.
+  """`trans[cond, :]` at linked positions, 0 elsewhere: `[N, L, K]`.
 
   A row gather (measured faster than a one-hot matmul on XLA:CPU, and exact
-  with -inf entries). Low rank: gather rows of `L`, then `@ R.T`; nothing
-  `[K, K]` is formed.
+  with -inf entries). Low rank: gather rows of `left`, then `@ right.T`;
+  nothing `[K, K]` is formed.
   """
   if isinstance(trans, tuple):
     left, right = trans
@@ -52,7 +73,7 @@ def _transpose(trans):
 
 
 def _direction(em, tags, cond, linked, trans, mask, average_scores):
-  """Sum over valid positions of `log softmax(f_t + T[cond_t])[y_t]`.
+  """Sum over valid positions of `log softmax(f_t + trans[cond_t])[y_t]`.
 
   Unlinked positions (first valid for l2r, last valid for r2l) use `f_t`
   alone, which `average_scores` leaves unchanged: `(f + f) / 2 = f`.
@@ -69,64 +90,74 @@ def _check_transitions(transitions, k):
   if isinstance(transitions, (tuple, list)):
     if len(transitions) != 2:
       raise ValueError(
-          f"low-rank transitions must be a pair (L, R), got {len(transitions)} items")
+          f"low-rank transitions must be a pair (left, right), got "
+          f"{len(transitions)} items")
     left, right = transitions
-    for name, x in (("transitions[0] (L)", left), ("transitions[1] (R)", right)):
+    for name, x in (("transitions[0] (left)", left), ("transitions[1] (right)", right)):
       _checks.require_floating(name, x)
       if np.ndim(x) != 2 or np.shape(x)[0] != k:
         raise ValueError(f"{name} must have shape [K, d] with K={k}, got {np.shape(x)}")
     if np.shape(left)[1] != np.shape(right)[1]:
       raise ValueError(
-          f"low-rank factors must share d: L {np.shape(left)}, R {np.shape(right)}")
+          f"low-rank factors must share d: left {np.shape(left)}, right "
+          f"{np.shape(right)}")
     return tuple(transitions)
-  _inputs.check_transitions(transitions, k)
+  _chain.check_transitions(transitions, k)
   return transitions
 
 
-def log_likelihood(emissions, tags, transitions, mask=None, *, direction="both",
-                   average_scores=False):
+def log_likelihood(emissions: ArrayLike, tags: ArrayLike, transitions: Transitions,
+                   mask: ArrayLike | None = None, *, direction: str = "both",
+                   average_scores: bool = False) -> jax.Array:
   """Per-sequence MEMM log-likelihood (sum of local log-probabilities).
 
-  Left to right: `log softmax(f_1)[y_1] + sum_t log softmax(f_t + T[y_prev])[y_t]`;
-  right to left: the same on the valid positions in reverse with `T.T`;
-  `"both"`: the mean of the two (Su's Bi-MEMM).
+  Left to right: `log softmax(f_1)[y_1] + sum_t log softmax(f_t +
+  transitions[y_prev])[y_t]`; right to left: the same on the valid positions
+  in reverse with `transitions.T`; `"both"`: the mean of the two (Su's
+  Bi-MEMM).
 
   Args:
-    emissions: `[..., T, K]` floating scores (bf16/fp16 computed in float32).
-    tags: integer `[..., T]` in `[0, K)` at valid positions.
-    transitions: `[K, K]` (`T[i, j]`: tag `i` followed by `j`) or a low-rank
-      pair `(L [K, d], R [K, d])` meaning `T = L @ R.T`.
-    mask: optional bool `[..., T]`, True = valid; any validity pattern.
+    emissions: `[..., L, K]` floating scores (bf16/fp16 computed in float32).
+    tags: integer `[..., L]` in `[0, K)` at valid positions.
+    transitions: `[K, K]` (`transitions[i, j]`: tag `i` followed by `j`) or a
+      low-rank pair `(left [K, d], right [K, d])` meaning `left @ right.T`.
+    mask: optional bool `[..., L]`, True = valid; any validity pattern. Its
+      leading axes must broadcast with those of `emissions` and `tags`.
     direction: `"l2r"`, `"r2l"` or `"both"`.
-    average_scores: use the reference's logits `(f_t + T[y_prev]) / 2`
-      (`f_1` alone at the first position) instead of the sum.
+    average_scores: use the reference's logits `(f_t + transitions[y_prev]) /
+      2` (`f_1` alone at the first position) instead of the sum.
 
   Returns:
     `[...]` log-likelihoods (<= 0) in the compute dtype; 0 where no position
     is valid. Negate and divide by the token count for the reference's
     token-mean loss.
 
+  Raises:
+    ValueError/TypeError: naming the argument and its shape, e.g. a `mask`
+      whose batch axes do not broadcast with `tags`.
+
   References:
-    Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.1–8.2).
+    Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》,
+    https://kexue.fm/archives/7213.
   """
   if direction not in _DIRECTIONS:
     raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
   _checks.require_floating("emissions", emissions)
-  _checks.require_min_rank("emissions", emissions, 2, "[..., T, K]")
+  _checks.require_min_rank("emissions", emissions, 2, "[..., L, K]")
   k = int(np.shape(emissions)[-1])
   low_rank = isinstance(transitions, (tuple, list))
   trans = _check_transitions(transitions, k)
   # prepare() validates and flattens; with low rank it gets an unused [K, K]
   # stand-in (dead code under jit) so the factors are never multiplied out.
   placeholder = jnp.zeros((k, k), jnp.result_type(*trans)) if low_rank else trans
-  chain, flat = _inputs.prepare(emissions, tags=tags, transitions=placeholder, mask=mask)
+  chain, flat = _chain.prepare(emissions, tags=tags, transitions=placeholder, mask=mask)
   dtype = chain.emissions.dtype
   if low_rank:
     trans = tuple(jnp.asarray(x, dtype) for x in trans)
   else:
     trans = chain.transitions
   em, m = chain.emissions, chain.mask
-  prev_tag, has_prev, next_tag, has_next = _inputs.neighbours(flat, m)
+  prev_tag, has_prev, next_tag, has_next = _chain.neighbours(flat, m)
   parts = []
   if direction in ("l2r", "both"):
     parts.append(_direction(em, flat, prev_tag, has_prev, trans, m, average_scores))
@@ -134,31 +165,46 @@ def log_likelihood(emissions, tags, transitions, mask=None, *, direction="both",
     parts.append(_direction(em, flat, next_tag, has_next, _transpose(trans), m,
                             average_scores))
   out = parts[0] if len(parts) == 1 else (parts[0] + parts[1]) / 2
-  return _inputs.restore(out, chain.batch_shape)
+  return _chain.restore(out, chain.batch_shape)
 
 
-def lr_multiplier_init(value, multiplier):
+def lr_multiplier_init(value: ArrayLike, multiplier: float) -> jax.Array:
   """Stored parameter for a learning-rate multiplier `m`: `value / m`.
 
   Train the stored array and read the effective one with
   `lr_multiplier_apply(stored, m) = m * stored`: the effective parameter then
   moves `m` times faster under Adam (`m**2` under SGD), the reference's
-  `lr_multiplier` for CRF/MEMM transitions (SPEC.md §8.2).
+  `lr_multiplier` for CRF/MEMM transitions (bert4keras).
 
   Args:
     value: initial effective parameter (e.g. Glorot-uniform `[K, K]`).
     multiplier: positive scalar `m`.
 
   Returns:
-    The array to store and optimise.
+    The array to store and optimise, the shape of `value`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxblog import memm
+    >>> stored = memm.lr_multiplier_init(jnp.ones((2, 2)), 100.0)
+    >>> print(stored[0, 0], memm.lr_multiplier_apply(stored, 100.0)[0, 0])
+    0.01 1.0
   """
   if not multiplier > 0:
     raise ValueError(f"multiplier must be positive, got {multiplier!r}")
   return jnp.asarray(value) / multiplier
 
 
-def lr_multiplier_apply(stored, multiplier):
-  """Effective parameter `multiplier * stored` (see `lr_multiplier_init`)."""
+def lr_multiplier_apply(stored: ArrayLike, multiplier: float) -> jax.Array:
+  """Effective parameter `multiplier * stored` (see `lr_multiplier_init`).
+
+  Args:
+    stored: the optimised array, any shape.
+    multiplier: positive scalar `m`.
+
+  Returns:
+    `m * stored`, same shape.
+  """
   if not multiplier > 0:
     raise ValueError(f"multiplier must be positive, got {multiplier!r}")
   return jnp.asarray(stored) * multiplier

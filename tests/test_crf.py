@@ -461,6 +461,9 @@ def test_bad_inputs_raise():
     crf.allowed_transitions(["O"], "IOB9")
   with pytest.raises(ValueError, match="label"):
     crf.allowed_transitions(["O", "X-PER"], "BIO")
+  # A mask whose batch axes do not broadcast with the tags is named as such.
+  with pytest.raises(ValueError, match=r"mask has shape \(3, 5\)"):
+    crf.log_likelihood(em, tags, trans, jnp.ones((3, 5), bool))
 
 
 def test_jit_does_not_retrace():

@@ -173,6 +173,24 @@ def test_bad_inputs_raise():
     memm.lr_multiplier_init(trans, 0.0)
 
 
+@pytest.mark.parametrize("low_rank", [False, True])
+def test_mask_batch_mismatch_names_mask(low_rank):
+  """Issue #16: a mask whose batch axes differ from the tags' is named."""
+  em = jnp.zeros((2, 5, 3))
+  tags = jnp.zeros((2, 5), jnp.int32)
+  trans = (jnp.zeros((3, 2)), jnp.zeros((3, 2))) if low_rank else jnp.zeros((3, 3))
+  for bad in (jnp.ones((3, 5), bool), jnp.ones((2, 3, 5), bool)):
+    with pytest.raises(ValueError, match=r"mask has shape \(.*\).*tags \(2, 5\)"):
+      memm.log_likelihood(em, tags, trans, bad)
+  with pytest.raises(ValueError, match=r"mask must have shape \[\.\.\., L\] with L=5"):
+    memm.log_likelihood(em, tags, trans, jnp.ones((2, 5, 3), bool))
+  with pytest.raises(ValueError, match=r"tags has shape \(3, 5\)"):
+    memm.log_likelihood(em, jnp.zeros((3, 5), jnp.int32), trans)
+  # Broadcastable masks still work, jitted too.
+  out = jax.jit(lambda m: memm.log_likelihood(em, tags, trans, m))(jnp.ones((5,), bool))
+  assert out.shape == (2,)
+
+
 def test_lr_multiplier_scales_learning_rate():
   rng = np.random.default_rng(3)
   value = rng.normal(size=(3, 3)).astype(np.float32)

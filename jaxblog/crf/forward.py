@@ -41,7 +41,7 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-from jaxblog.crf import _inputs
+from jaxblog import _chain
 
 
 def _safe_log(x):
@@ -58,8 +58,8 @@ def _gold_score(chain, tags):
   """Score of `tags` [N, T] under the chain: emissions, transitions, ends."""
   em, trans, start, end, mask = chain[:5]
   k = em.shape[-1]
-  first, last, _ = _inputs.boundaries(mask)
-  prev_tag, linked, _, _ = _inputs.neighbours(tags, mask)
+  first, last, _ = _chain.boundaries(mask)
+  prev_tag, linked, _, _ = _chain.neighbours(tags, mask)
   emit = jnp.take_along_axis(em, tags[..., None], axis=-1)[..., 0]
   pair = jnp.take(trans.reshape(-1), prev_tag * k + tags)
   total = jnp.where(mask, emit, 0.0)
@@ -122,14 +122,14 @@ def _time_major(em, r):
 def _log_z(em, trans, start, end, mask, unroll=1):
   """Sequential log Z `[N]` of flat inputs, with a forward-backward gradient."""
   r, expt = _shift_rows(trans)
-  first = _inputs.boundaries(mask)[0]
+  first = _chain.boundaries(mask)[0]
   return _alpha_scan(_time_major(em, r), expt, start, end - r, mask, first,
                      unroll=unroll)[0]
 
 
 def _log_z_fwd(em, trans, start, end, mask, unroll):
   r, expt = _shift_rows(trans)
-  first, last, _ = _inputs.boundaries(mask)
+  first, last, _ = _chain.boundaries(mask)
   em_t = _time_major(em, r)
   out, p_last, ps = _alpha_scan(em_t, expt, start, end - r, mask, first,
                                 stack=True, unroll=unroll)
@@ -203,7 +203,7 @@ def _transfer_matrices(chain):
   """
   em, trans, start, _, mask = chain[:5]
   k = em.shape[-1]
-  first = _inputs.boundaries(mask)[0]
+  first = _chain.boundaries(mask)[0]
   eye = jnp.where(jnp.eye(k, dtype=bool), 0.0, -jnp.inf).astype(em.dtype)
   base = jnp.where(first[..., None, None], start[None, None, None, :],
                    trans[None, None, :, :])
@@ -232,7 +232,7 @@ def _scaled_transfer_matrices(chain):
   """
   em, trans, start, _, mask = chain[:5]
   k = em.shape[-1]
-  first = _inputs.boundaries(mask)[0]
+  first = _chain.boundaries(mask)[0]
   col = lax.stop_gradient(jnp.max(trans, axis=0))
   table = jnp.exp(trans - _finite_or_zero(col)[None, :])
   logits = jnp.where(first[..., None], start[None, None, :] + em, em + col[None, None, :])
@@ -284,8 +284,8 @@ def score(emissions, tags, transitions, mask=None, *, start=None, end=None):
   References:
     Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.1).
   """
-  chain, flat = _inputs.prepare(emissions, transitions, mask, start, end, tags=tags)
-  return _inputs.restore(_gold_score(chain, flat), chain.batch_shape)
+  chain, flat = _chain.prepare(emissions, transitions, mask, start, end, tags=tags)
+  return _chain.restore(_gold_score(chain, flat), chain.batch_shape)
 
 
 def log_partition(emissions, transitions, mask=None, *, start=None, end=None,
@@ -309,12 +309,12 @@ def log_partition(emissions, transitions, mask=None, *, start=None, end=None,
   References:
     Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.1).
   """
-  chain, _ = _inputs.prepare(emissions, transitions, mask, start, end)
+  chain, _ = _chain.prepare(emissions, transitions, mask, start, end)
   if parallel:
     out = _log_partition_parallel(chain)
   else:
     out = _log_partition_sequential(chain)
-  return _inputs.restore(out, chain.batch_shape)
+  return _chain.restore(out, chain.batch_shape)
 
 
 def log_likelihood(emissions, tags, transitions, mask=None, *, start=None,
@@ -337,9 +337,9 @@ def log_likelihood(emissions, tags, transitions, mask=None, *, start=None,
   References:
     Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.1).
   """
-  chain, flat = _inputs.prepare(emissions, transitions, mask, start, end, tags=tags)
+  chain, flat = _chain.prepare(emissions, transitions, mask, start, end, tags=tags)
   logz = _log_partition_parallel(chain) if parallel else _log_partition_sequential(chain)
-  return _inputs.restore(_gold_score(chain, flat) - logz, chain.batch_shape)
+  return _chain.restore(_gold_score(chain, flat) - logz, chain.batch_shape)
 
 
 def marginals(emissions, transitions, mask=None, *, start=None, end=None):
@@ -359,10 +359,10 @@ def marginals(emissions, transitions, mask=None, *, start=None, end=None):
   References:
     Su 2020 (SPEC.md §8.1); marginals as the gradient of the log-partition.
   """
-  chain, _ = _inputs.prepare(emissions, transitions, mask, start, end)
+  chain, _ = _chain.prepare(emissions, transitions, mask, start, end)
 
   def total(em):
     return jnp.sum(_log_partition_sequential(chain._replace(emissions=em)))
 
   probs = jax.grad(total)(chain.emissions)
-  return _inputs.restore(probs, chain.batch_shape)
+  return _chain.restore(probs, chain.batch_shape)

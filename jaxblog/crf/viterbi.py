@@ -28,7 +28,7 @@ from __future__ import annotations
 from jax import lax
 import jax.numpy as jnp
 
-from jaxblog.crf import _inputs
+from jaxblog import _chain
 from jaxblog.crf.forward import _transfer_matrices
 
 
@@ -88,7 +88,7 @@ def _viterbi_sequential(chain):
   tags the `[N, K]` layout's contiguous rows win.
   """
   em, trans, start, end, mask = chain[:5]
-  first, last, _ = _inputs.boundaries(mask)
+  first, last, _ = _chain.boundaries(mask)
   n, _, k = em.shape
   tree = k <= _TREE_MAX_K
   tags_major = k < 32
@@ -153,7 +153,7 @@ def _compose(earlier, later):
 
 def _viterbi_parallel(chain):
   em, trans, _, end, mask = chain[:5]
-  first, _, _ = _inputs.boundaries(mask)
+  first, _, _ = _chain.boundaries(mask)
   n, length, k = em.shape
   logm = _transfer_matrices(chain)
   prefix = lax.associative_scan(_maxplus, logm, axis=1)
@@ -199,10 +199,10 @@ def viterbi(emissions, transitions, mask=None, *, start=None, end=None,
   References:
     Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.2, decoding).
   """
-  chain, _ = _inputs.prepare(emissions, transitions, mask, start, end)
+  chain, _ = _chain.prepare(emissions, transitions, mask, start, end)
   tags, best = (_viterbi_parallel if parallel else _viterbi_sequential)(chain)
-  return (_inputs.restore(tags, chain.batch_shape),
-          _inputs.restore(best, chain.batch_shape))
+  return (_chain.restore(tags, chain.batch_shape),
+          _chain.restore(best, chain.batch_shape))
 
 
 def kbest_viterbi(emissions, transitions, k, mask=None, *, start=None, end=None):
@@ -228,9 +228,9 @@ def kbest_viterbi(emissions, transitions, k, mask=None, *, start=None, end=None)
   """
   if not isinstance(k, int) or k < 1:
     raise ValueError(f"k must be a positive int, got {k!r}")
-  chain, _ = _inputs.prepare(emissions, transitions, mask, start, end)
+  chain, _ = _chain.prepare(emissions, transitions, mask, start, end)
   em, trans, start_v, end_v, m = chain[:5]
-  first, _, _ = _inputs.boundaries(m)
+  first, _, _ = _chain.boundaries(m)
   n, length, num = em.shape
   neg = jnp.full((), -jnp.inf, em.dtype)
   rank0 = jnp.arange(k) == 0
@@ -263,5 +263,5 @@ def kbest_viterbi(emissions, transitions, k, mask=None, *, start=None, end=None)
   init_back = (flat // k, flat % k)
   _, tags = lax.scan(backward, init_back, (pointers, m.T, first.T), reverse=True)
   tags = jnp.where(m[:, None, :], jnp.moveaxis(tags, 0, 2), 0)
-  return (_inputs.restore(tags, chain.batch_shape),
-          _inputs.restore(scores, chain.batch_shape))
+  return (_chain.restore(tags, chain.batch_shape),
+          _chain.restore(scores, chain.batch_shape))

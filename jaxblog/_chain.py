@@ -1,18 +1,22 @@
-"""Argument checking and layout shared by the CRF algorithms.
+"""Linear-chain inputs: argument checks and one canonical layout.
 
-Every public CRF function accepts `emissions [..., T, K]` with any leading
-batch axes, a `[K, K]` transition matrix, optional `start`/`end` vectors and an
-optional bool mask `[..., T]` of any validity pattern. This module turns those
-into one canonical layout: a flat batch `[N, T, K]` in the compute dtype, a
-dense mask `[N, T]`, plus the boundary indicators (`first`, `last`) and the
-neighbouring valid tags that let right padding, left padding and gaps share
-one code path without a sequential scan. All checks run on static shapes, so they cost nothing under `jax.jit`.
+Shared by `jaxblog.crf` and `jaxblog.memm`. Both accept `emissions [..., L, K]`
+(`L` positions, `K` tags) with any leading batch axes, a `[K, K]` transition
+matrix, optional `start`/`end` vectors `[K]` and an optional bool mask
+`[..., L]` of any validity pattern. `prepare` checks them and returns a flat
+batch `[N, L, K]` in the compute dtype and a dense mask `[N, L]`;
+`boundaries` and `neighbours` give the first/last valid indicators and the
+tags at the neighbouring valid positions, which let right padding, left
+padding and gaps share one code path without a sequential scan. All checks
+run on static shapes, so they cost nothing under `jax.jit`; bad input raises
+`ValueError`/`TypeError` naming the argument and the shapes.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import jax
+from jax.typing import ArrayLike
 import jax.numpy as jnp
 import numpy as np
 
@@ -20,33 +24,39 @@ from jaxblog import _checks
 
 
 class Chain(NamedTuple):
-  """Canonical CRF inputs: flat batch `N`, time `T`, tags `K`."""
-  emissions: jnp.ndarray    # [N, T, K] compute dtype
-  transitions: jnp.ndarray  # [K, K]
-  start: jnp.ndarray        # [K]
-  end: jnp.ndarray          # [K]
-  mask: jnp.ndarray         # [N, T] bool
+  """Canonical chain inputs: flat batch `N`, length `L`, tags `K`."""
+  emissions: jax.Array      # [N, L, K] compute dtype
+  transitions: jax.Array    # [K, K]
+  start: jax.Array          # [K]
+  end: jax.Array            # [K]
+  mask: jax.Array           # [N, L] bool
   batch_shape: tuple        # leading axes to restore on outputs
 
 
-def num_tags(emissions) -> int:
-  return int(np.shape(emissions)[-1])
-
-
 def _batch_shape(emissions, others) -> tuple:
-  """Broadcast of the leading axes of emissions and the `[..., T]` arrays."""
-  shapes = [tuple(np.shape(emissions))[:-2]]
-  shapes += [tuple(np.shape(x))[:-1] for _, x in others if x is not None]
-  try:
-    return tuple(np.broadcast_shapes(*shapes))
-  except ValueError:
-    desc = ", ".join(f"{n} {np.shape(x)}" for n, x in others if x is not None)
-    raise ValueError(
-        f"leading batch axes do not broadcast: emissions {np.shape(emissions)}, "
-        f"{desc}") from None
+  """Broadcast of the leading axes of emissions and the `[..., L]` arrays.
+
+  The error names the first argument whose leading axes do not broadcast
+  with those before it (e.g. a `mask` whose batch differs from `tags`).
+  """
+  batch = tuple(np.shape(emissions))[:-2]
+  seen = [f"emissions {np.shape(emissions)}"]
+  for name, x in others:
+    if x is None:
+      continue
+    try:
+      batch = tuple(np.broadcast_shapes(batch, tuple(np.shape(x))[:-1]))
+    except ValueError:
+      raise ValueError(
+          f"{name} has shape {np.shape(x)}, whose leading batch axes "
+          f"{tuple(np.shape(x))[:-1]} do not broadcast with those of "
+          f"{', '.join(seen)}") from None
+    seen.append(f"{name} {np.shape(x)}")
+  return batch
 
 
 def check_transitions(transitions, k: int, name: str = "transitions") -> None:
+  """TypeError/ValueError unless `transitions` is a floating `[K, K]` array."""
   _checks.require_floating(name, transitions)
   if tuple(np.shape(transitions)) != (k, k):
     raise ValueError(
@@ -55,12 +65,12 @@ def check_transitions(transitions, k: int, name: str = "transitions") -> None:
 
 
 def check_tags(tags, length: int) -> None:
-  """TypeError/ValueError unless `tags` is an integer `[..., T]` array."""
+  """TypeError/ValueError unless `tags` is an integer `[..., L]` array."""
   _checks.require_integer("tags", tags)
-  _checks.require_min_rank("tags", tags, 1, "[..., T]")
+  _checks.require_min_rank("tags", tags, 1, "[..., L]")
   if np.shape(tags)[-1] != length:
     raise ValueError(
-        f"tags must have shape [..., T] with T={length} (from emissions), got "
+        f"tags must have shape [..., L] with L={length} (from emissions), got "
         f"{np.shape(tags)}")
 
 
@@ -68,7 +78,8 @@ def check_tag_range(tags, mask, k: int) -> None:
   """ValueError for tags outside [0, K) at valid positions, when concrete.
 
   Padding positions may hold any value (e.g. -100). Under `jax.jit` the values
-  are unknown at trace time and out-of-range tags are clipped instead.
+  are unknown at trace time and out-of-range tags are clipped instead. The
+  shapes of `tags` and `mask` must already be known to broadcast.
   """
   concrete = [x for x in (tags, mask) if x is not None]
   if any(isinstance(x, jax.core.Tracer) for x in concrete):
@@ -85,24 +96,36 @@ def check_tag_range(tags, mask, k: int) -> None:
           f"in [{lo}, {hi}] (tags shape {np.shape(tags)})")
 
 
-def prepare(emissions, transitions, mask=None, start=None, end=None,
-            tags=None):
-  """Validates and canonicalises CRF inputs.
+def check_mask(mask, length: int, emissions_shape, name: str = "mask") -> None:
+  """TypeError/ValueError unless `mask` is a bool `[..., L]` array."""
+  _checks.require_bool(name, mask)
+  _checks.require_min_rank(name, mask, 1, "[..., L]")
+  if np.shape(mask)[-1] != length:
+    raise ValueError(
+        f"{name} must have shape [..., L] with L={length} (emissions "
+        f"{tuple(emissions_shape)}), got {np.shape(mask)}")
+
+
+def prepare(emissions: ArrayLike, transitions: ArrayLike,
+            mask: ArrayLike | None = None, start: ArrayLike | None = None,
+            end: ArrayLike | None = None,
+            tags: ArrayLike | None = None) -> tuple[Chain, jax.Array | None]:
+  """Validates and canonicalises linear-chain inputs.
 
   Args:
-    emissions: `[..., T, K]` floating scores.
+    emissions: `[..., L, K]` floating scores.
     transitions: `[K, K]`; `transitions[i, j]` scores tag `i` followed by `j`.
-    mask: optional bool `[..., T]`, True = valid.
+    mask: optional bool `[..., L]`, True = valid.
     start: optional `[K]` score of the first valid tag.
     end: optional `[K]` score of the last valid tag.
-    tags: optional integer `[..., T]` (values are data, so out-of-range tags
-      cannot raise under jit; callers check them where they are concrete).
+    tags: optional integer `[..., L]` (values are data, so out-of-range tags
+      cannot raise under jit; they are checked where they are concrete).
 
   Returns:
-    `(Chain, tags [N, T] int32 or None)`.
+    `(Chain, tags [N, L] int32 or None)`.
   """
   _checks.require_floating("emissions", emissions)
-  _checks.require_min_rank("emissions", emissions, 2, "[..., T, K]")
+  _checks.require_min_rank("emissions", emissions, 2, "[..., L, K]")
   length, k = np.shape(emissions)[-2:]
   if k < 1:
     raise ValueError(f"emissions must have K >= 1 tags, got shape {np.shape(emissions)}")
@@ -113,16 +136,12 @@ def prepare(emissions, transitions, mask=None, start=None, end=None,
       if tuple(np.shape(vec)) != (k,):
         raise ValueError(f"{name} must have shape [K] = ({k},), got {np.shape(vec)}")
   if mask is not None:
-    _checks.require_bool("mask", mask)
-    _checks.require_min_rank("mask", mask, 1, "[..., T]")
-    if np.shape(mask)[-1] != length:
-      raise ValueError(
-          f"mask must have shape [..., T] with T={length} (emissions "
-          f"{np.shape(emissions)}), got {np.shape(mask)}")
+    check_mask(mask, length, np.shape(emissions))
   if tags is not None:
     check_tags(tags, length)
+  batch = _batch_shape(emissions, [("tags", tags), ("mask", mask)])
+  if tags is not None:
     check_tag_range(tags, mask, k)
-  batch = _batch_shape(emissions, [("mask", mask), ("tags", tags)])
   dtype = _checks.compute_dtype(jnp.result_type(
       emissions, transitions, *(v for v in (start, end) if v is not None)))
   n = int(np.prod(batch, dtype=np.int64))
@@ -147,10 +166,10 @@ def prepare(emissions, transitions, mask=None, start=None, end=None,
   return chain, flat_tags
 
 
-def valid_counts(mask):
-  """Inclusive running count of valid positions, int32 `[N, T]`.
+def valid_counts(mask: jax.Array) -> jax.Array:
+  """Inclusive running count of valid positions, int32 `[N, L]`.
 
-  A matmul with a triangular ones matrix for T <= 2048: on XLA:CPU the
+  A matmul with a triangular ones matrix for L <= 2048: on XLA:CPU the
   associative-scan lowering of `cumsum` costs several times more at these
   sizes. Counts stay exact in float32 (< 2**24).
   """
@@ -162,11 +181,11 @@ def valid_counts(mask):
   return (mask.astype(jnp.float32) @ upper).astype(jnp.int32)
 
 
-def boundaries(mask):
-  """First/last valid indicators and running valid counts for a `[N, T]` mask.
+def boundaries(mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """First/last valid indicators and running valid counts for a `[N, L]` mask.
 
   Returns:
-    `(first [N, T] bool, last [N, T] bool, count [N, T] int32)`.
+    `(first [N, L] bool, last [N, L] bool, count [N, L] int32)`.
   """
   count = valid_counts(mask)
   first = mask & (count == 1)
@@ -174,14 +193,15 @@ def boundaries(mask):
   return first, last, count
 
 
-def neighbours(tags, mask):
+def neighbours(tags: jax.Array, mask: jax.Array
+               ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """Tags at the previous and next *valid* positions.
 
   The valid tags are first compacted (scattered to their rank), so gaps and
   left padding need no sequential scan.
 
   Returns:
-    `(prev_tag, has_prev, next_tag, has_next)`, all `[N, T]`; the tags are
+    `(prev_tag, has_prev, next_tag, has_next)`, all `[N, L]`; the tags are
     0 where the neighbour does not exist.
   """
   n, length = mask.shape
@@ -197,6 +217,6 @@ def neighbours(tags, mask):
           jnp.where(has_next, next_tag, 0), has_next)
 
 
-def restore(x, batch_shape):
+def restore(x: jax.Array, batch_shape: tuple) -> jax.Array:
   """Reshape a leading flat axis `N` back to the batch shape."""
   return x.reshape(tuple(batch_shape) + x.shape[1:])
