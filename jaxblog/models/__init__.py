@@ -16,6 +16,7 @@ _LAZY = {
     "unshare": "jaxblog.models.albert",
     "share": "jaxblog.models.albert",
     "load_hf_bert": "jaxblog.models.hf_loader",
+    "load_hf_albert": "jaxblog.models.hf_loader",
     "keep_tokens": "jaxblog.models.hf_loader",
     "cached_decoder": "jaxblog.models.generate",
 }

@@ -1,6 +1,6 @@
 """ALBERT as a `Transformer` configuration, and the "one line" that unshares it.
 
-ALBERT differs from BERT in two configuration fields (SPEC.md §7.1): a small
+ALBERT differs from BERT in two configuration fields: a small
 embedding width `E` with an `E -> H` projection (`embedding_size`), and one
 block applied `L` times (`share_layers=True`, parameters under `block`).
 `unshare` turns those variables into a BERT-layout tree with an independent
@@ -10,7 +10,8 @@ before training and then trains each layer on its own — Su's "fine-tune ALBERT
 as BERT". `share` is the reverse, for analysis (layer 0, or the mean over
 layers to see how far fine-tuning moved the copies apart).
 
-References: Su 2020, "抛开约束，增强模型：一行代码提升albert表现" (SPEC.md §7.1–7.2).
+References: Su 2020, "抛开约束，增强模型：一行代码提升albert表现",
+https://kexue.fm/archives/7187; pretrained weights: `load_hf_albert`.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ _LAYER = re.compile(r"^layers_(\d+)$")
 def albert_config(vocab_size: int, *, hidden_size: int = 312, num_layers: int = 4,
                   num_heads: int = 12, intermediate_size: int = 1248,
                   embedding_size: int = 128, **kwargs) -> TransformerConfig:
-  """An ALBERT configuration (defaults: albert_tiny_zh's shape, SPEC.md §7.3).
+  """An ALBERT configuration (defaults: albert_tiny_zh's shape).
 
   Args:
     vocab_size: number of token ids.
@@ -64,7 +65,7 @@ def unshare(variables: Mapping[str, Any], num_layers: int) -> dict:
     (fresh arrays, so donating or updating one leaves the others intact),
     for `Transformer(config.replace(share_layers=False))`.
 
-  References: SPEC.md §7.2 (the weight copy), §7.4.
+  References: https://kexue.fm/archives/7187 (the weight copy).
   """
   _check_layers(num_layers)
   found = False
@@ -95,7 +96,7 @@ def share(variables: Mapping[str, Any], *, reduce: str = "first") -> dict:
   Returns:
     variables for a `share_layers=True` model of the same sizes.
 
-  References: SPEC.md §7.4 (`share_layers` for analysis).
+  References: https://kexue.fm/archives/7187.
   """
   if reduce not in ("first", "mean"):
     raise ValueError(f"reduce must be 'first' or 'mean', got {reduce!r}")

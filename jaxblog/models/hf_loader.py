@@ -1,23 +1,27 @@
-"""Hugging Face BERT checkpoints -> `Transformer` variables, and vocabulary trimming.
+"""Hugging Face BERT/ALBERT checkpoints -> `Transformer` variables, and vocabulary trimming.
 
-`load_hf_bert(directory)` reads `config.json` and `model.safetensors` (parsed
-with `safetensors.numpy`, no PyTorch needed) and maps the `BertModel` tensor
-names (with or without the `bert.` prefix; `gamma`/`beta` LayerNorm names of
-old TF conversions too) onto `Transformer`'s parameter tree. Linear weights are
-stored `[out, in]` by PyTorch and transposed here; query/key/value are fused
-into one `qkv` kernel. The pooler is not part of the last hidden states and is
-ignored. When the checkpoint has a `cls.predictions` MLM head it is loaded too
-(`with_mlm=True`).
+`load_hf_bert(directory)` and `load_hf_albert(directory)` read `config.json`
+and the weights (`model.safetensors` parsed with `safetensors.numpy`, or
+`pytorch_model.bin` through the torch-free restricted reader of
+`jaxblog.models.torch_checkpoint`; no PyTorch needed) and map the tensor names
+(with or without the `bert.` / `albert.` prefix; `gamma`/`beta` LayerNorm
+names of old TF conversions too) onto `Transformer`'s parameter tree. Linear
+weights are stored `[out, in]` by PyTorch and transposed here; query/key/value
+are fused into one `qkv` kernel. The pooler is not part of the last hidden
+states and is ignored. Both return the last hidden states unless
+`with_mlm=True` asks for the MLM head's logits.
 
 Every tensor is checked against the shape the config implies, so a config that
 does not match its weights fails with the tensor name and both shapes instead
 of producing garbage.
 
 `keep_tokens` slices the token embedding (and MLM bias) to a kept id list, the
-bert4keras trick for fine-tuning on a smaller vocabulary (SPEC.md §6.2).
+bert4keras trick for fine-tuning on a smaller vocabulary.
 
-References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask" (SPEC.md §6.2,
-`keep_tokens`); DATA.md §2 (the MiniLM checkpoint used in the tests).
+References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask",
+https://kexue.fm/archives/6933 (`keep_tokens`); Lan et al., "ALBERT: A Lite
+BERT for Self-supervised Learning of Language Representations",
+arXiv:1909.11942.
 """
 from __future__ import annotations
 
@@ -29,14 +33,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxblog.models.config import ACTIVATIONS, TransformerConfig
+from jaxblog.models.torch_checkpoint import load_state_dict
 from jaxblog.models.transformer import Transformer
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+TORCH_WEIGHTS_FILE = "pytorch_model.bin"
 
 
-def config_from_hf(hf: dict, *, with_mlm: bool = False) -> TransformerConfig:
-  """`TransformerConfig` from a Hugging Face BERT `config.json` dict."""
+def config_from_hf(hf: dict, *, with_mlm: bool = False, **fields) -> TransformerConfig:
+  """`TransformerConfig` from a Hugging Face BERT/ALBERT `config.json` dict.
+
+  `fields` are further `TransformerConfig` fields (ALBERT's `embedding_size`
+  and `share_layers`).
+  """
   if hf.get("position_embedding_type", "absolute") != "absolute":
     raise ValueError(f"{CONFIG_FILE}: position_embedding_type="
                      f"{hf['position_embedding_type']!r} is not supported (only 'absolute')")
@@ -52,7 +62,7 @@ def config_from_hf(hf: dict, *, with_mlm: bool = False) -> TransformerConfig:
         max_position=hf.get("max_position_embeddings", 512),
         type_vocab_size=hf.get("type_vocab_size", 2), activation=act,
         layer_norm_eps=hf.get("layer_norm_eps", 1e-12), with_mlm=with_mlm,
-        initializer_range=hf.get("initializer_range", 0.02))
+        initializer_range=hf.get("initializer_range", 0.02), **fields)
   except KeyError as e:
     raise ValueError(f"{CONFIG_FILE} lacks the required key {e.args[0]!r}") from None
 
@@ -88,82 +98,189 @@ class _Reader:
             "bias": self.get(f"{prefix}.bias", (d_out,))}
 
 
-def _layer(r: _Reader, i: int, c: TransformerConfig) -> dict:
+_BERT_BLOCK = {"query": "attention.self.query", "key": "attention.self.key",
+               "value": "attention.self.value", "out": "attention.output.dense",
+               "attn_norm": "attention.output.LayerNorm", "ffn_in": "intermediate.dense",
+               "ffn_out": "output.dense", "ffn_norm": "output.LayerNorm"}
+_ALBERT_BLOCK = {"query": "attention.query", "key": "attention.key", "value": "attention.value",
+                 "out": "attention.dense", "attn_norm": "attention.LayerNorm", "ffn_in": "ffn",
+                 "ffn_out": "ffn_output", "ffn_norm": "full_layer_layer_norm"}
+_ALBERT_SHARED = "encoder.albert_layer_groups.0.albert_layers.0"
+
+
+def _block(r: _Reader, base: str, names: Dict[str, str], c: TransformerConfig) -> dict:
+  """One post-LN block's parameters from the HF tensors under `base`."""
   h, n, d, f = c.hidden_size, c.num_heads, c.head_dim, c.intermediate_size
-  base = f"encoder.layer.{i}"
-  qkv = [r.dense(f"{base}.attention.self.{name}", h, h) for name in ("query", "key", "value")]
-  out = r.dense(f"{base}.attention.output.dense", h, h)
+  qkv = [r.dense(f"{base}.{names[part]}", h, h) for part in ("query", "key", "value")]
+  out = r.dense(f"{base}.{names['out']}", h, h)
   return {
       "attn": {
           "qkv": {"kernel": np.stack([p["kernel"].reshape(h, n, d) for p in qkv], axis=1),
                   "bias": np.stack([p["bias"].reshape(n, d) for p in qkv], axis=0)},
           "out": {"kernel": out["kernel"].reshape(n, d, h), "bias": out["bias"]},
       },
-      "attn_norm": r.norm(f"{base}.attention.output.LayerNorm", h),
-      "ffn_in": r.dense(f"{base}.intermediate.dense", h, f),
-      "ffn_out": r.dense(f"{base}.output.dense", f, h),
-      "ffn_norm": r.norm(f"{base}.output.LayerNorm", h),
+      "attn_norm": r.norm(f"{base}.{names['attn_norm']}", h),
+      "ffn_in": r.dense(f"{base}.{names['ffn_in']}", h, f),
+      "ffn_out": r.dense(f"{base}.{names['ffn_out']}", f, h),
+      "ffn_norm": r.norm(f"{base}.{names['ffn_norm']}", h),
   }
 
 
+def _read_directory(directory, caller: str) -> Tuple[dict, Dict[str, np.ndarray], pathlib.Path]:
+  """`(config.json dict, name -> array, weights path)` of a HF model directory.
+
+  Weights come from `model.safetensors` when present, else from
+  `pytorch_model.bin` through the torch-free restricted reader.
+  """
+  directory = pathlib.Path(directory)
+  if not directory.is_dir():
+    raise FileNotFoundError(f"{caller}: {directory} is not a directory")
+  config_path = directory / CONFIG_FILE
+  weights = [directory / name for name in (WEIGHTS_FILE, TORCH_WEIGHTS_FILE)]
+  if not config_path.is_file():
+    raise FileNotFoundError(f"{caller}: missing {CONFIG_FILE} in {directory}")
+  weights_path = next((p for p in weights if p.is_file()), None)
+  if weights_path is None:
+    raise FileNotFoundError(f"{caller}: missing {WEIGHTS_FILE} (or {TORCH_WEIGHTS_FILE}) "
+                            f"in {directory}")
+  with open(config_path, encoding="utf-8") as f:
+    hf = json.load(f)
+  if weights_path.name == WEIGHTS_FILE:
+    from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+    tensors = load_file(str(weights_path))
+  else:
+    tensors = load_state_dict(weights_path)
+  return hf, tensors, weights_path
+
+
+def _embeddings(r: _Reader, c: TransformerConfig) -> dict:
+  e = c.embed_dim
+  params = {
+      "token_embed": {"embedding": r.get("embeddings.word_embeddings.weight", (c.vocab_size, e))},
+      "position_embed": {"embedding": r.get("embeddings.position_embeddings.weight",
+                                            (c.max_position, e))},
+      "embed_norm": r.norm("embeddings.LayerNorm", e),
+  }
+  if c.type_vocab_size:
+    params["segment_embed"] = {"embedding": r.get("embeddings.token_type_embeddings.weight",
+                                                  (c.type_vocab_size, e))}
+  return params
+
+
+def _finish(params: dict, c: TransformerConfig, keep: Optional[Sequence[int]]
+            ) -> Tuple[Transformer, dict]:
+  model, variables = Transformer(c), {"params": _to_jax(params)}
+  if keep is not None:
+    model, variables = keep_tokens(model, variables, keep)
+  return model, variables
+
+
 def load_hf_bert(directory, *, keep_tokens: Optional[Sequence[int]] = None,
-                 with_mlm: Optional[bool] = None) -> Tuple[Transformer, dict]:
+                 with_mlm: bool = False) -> Tuple[Transformer, dict]:
   """Loads a Hugging Face BERT directory as `(model, variables)`.
 
   `model.apply(variables, input_ids, token_type_ids, attention_mask)` returns
-  the last hidden states `[B, T, H]` of PyTorch `BertModel` (or MLM logits
-  when `with_mlm`).
+  the last hidden states `[B, T, H]` of PyTorch `BertModel` (also when the
+  checkpoint carries an MLM head), or the MLM logits `[B, T, V]` of
+  `BertForMaskedLM` with `with_mlm=True`.
 
   Args:
-    directory: folder with `config.json` and `model.safetensors`.
+    directory: folder with `config.json` and `model.safetensors` (or
+      `pytorch_model.bin`, read without torch).
     keep_tokens: optional token ids to keep (vocabulary trimming, see
       `keep_tokens`); new id `i` is old id `keep_tokens[i]`.
-    with_mlm: load the `cls.predictions` MLM head; default: if present.
+    with_mlm: load the `cls.predictions` MLM head and return its logits.
 
   Returns:
     `(Transformer, {'params': ...})`.
 
   Raises:
     FileNotFoundError: the directory or one of its two files is missing.
-    ValueError: a tensor is missing or its shape disagrees with the config.
+    ValueError: a tensor is missing (the MLM head too, with `with_mlm`) or its
+      shape disagrees with the config.
 
-  References: SPEC.md §6.2; DATA.md §2.
+  Example:
+    model, variables = load_hf_bert("all-MiniLM-L6-v2")
+    hidden = model.apply(variables, ids, token_types, mask)  # [B, T, 384]
   """
-  directory = pathlib.Path(directory)
-  if not directory.is_dir():
-    raise FileNotFoundError(f"load_hf_bert: {directory} is not a directory")
-  config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-  for path in (config_path, weights_path):
-    if not path.is_file():
-      raise FileNotFoundError(f"load_hf_bert: missing {path.name} in {directory}")
-  with open(config_path, encoding="utf-8") as f:
-    hf = json.load(f)
-  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-  r = _Reader(load_file(str(weights_path)), weights_path)
-  if with_mlm is None:
-    with_mlm = r.has("cls.predictions.transform.dense.weight")
+  hf, tensors, weights_path = _read_directory(directory, "load_hf_bert")
+  r = _Reader(tensors, weights_path)
+  if with_mlm and not r.has("cls.predictions.bias"):
+    raise ValueError(f"load_hf_bert: with_mlm=True but {weights_path} has no "
+                     "cls.predictions MLM head")
   c = config_from_hf(hf, with_mlm=with_mlm)
   h = c.hidden_size
-  params = {
-      "token_embed": {"embedding": r.get("embeddings.word_embeddings.weight", (c.vocab_size, h))},
-      "position_embed": {"embedding": r.get("embeddings.position_embeddings.weight",
-                                            (c.max_position, h))},
-      "embed_norm": r.norm("embeddings.LayerNorm", h),
-  }
-  if c.type_vocab_size:
-    params["segment_embed"] = {"embedding": r.get("embeddings.token_type_embeddings.weight",
-                                                  (c.type_vocab_size, h))}
+  params = _embeddings(r, c)
   for i in range(c.num_layers):
-    params[f"layers_{i}"] = _layer(r, i, c)
+    params[f"layers_{i}"] = _block(r, f"encoder.layer.{i}", _BERT_BLOCK, c)
   if with_mlm:
     params["mlm_dense"] = r.dense("cls.predictions.transform.dense", h, h)
     params["mlm_norm"] = r.norm("cls.predictions.transform.LayerNorm", h)
     params["mlm_bias"] = r.get("cls.predictions.bias", (c.vocab_size,))
-  variables = {"params": _to_jax(params)}
-  model = Transformer(c)
-  if keep_tokens is not None:
-    model, variables = _trim_vocab(model, variables, keep_tokens)
-  return model, variables
+  return _finish(params, c, keep_tokens)
+
+
+def load_hf_albert(directory, *, with_mlm: bool = False,
+                   keep_tokens: Optional[Sequence[int]] = None) -> Tuple[Transformer, dict]:
+  """Loads a Hugging Face ALBERT directory as `(model, variables)`.
+
+  ALBERT is the `Transformer` with `embedding_size=E` (an `E -> H` projection,
+  `embedding_hidden_mapping_in`) and `share_layers=True` (the one block of
+  `albert_layer_groups.0.albert_layers.0` under `params/block`), so
+  `jaxblog.models.unshare(variables, model.config.num_layers)` turns the
+  result into the per-layer ("unshared") model. The MLM head maps `H -> E`
+  and is tied to the `E`-wide token embedding.
+
+  Args:
+    directory: folder with `config.json` and `model.safetensors` or
+      `pytorch_model.bin` (read without torch, through a restricted unpickler).
+    with_mlm: load the `predictions` MLM head; `apply` then returns logits
+      `[B, T, V]` equal to `transformers.AlbertForMaskedLM`'s.
+    keep_tokens: optional token ids to keep (see `keep_tokens`).
+
+  Returns:
+    `(Transformer, {'params': ...})`; `model.apply(variables, input_ids,
+    token_type_ids, attention_mask)` gives the last hidden states `[B, T, H]`
+    of `transformers.AlbertModel`.
+
+  Raises:
+    FileNotFoundError: the directory, `config.json` or the weights are missing.
+    ValueError: several layer groups / inner groups (not one shared block), a
+      missing tensor or a shape that disagrees with the config, or an unsafe
+      or corrupt `pytorch_model.bin`.
+
+  Example:
+    model, variables = load_hf_albert(albert_tiny_zh_dir())
+    hidden = model.apply(variables, ids, token_types, mask)  # [B, T, 312]
+    unshared = Transformer(model.config.replace(share_layers=False))
+    hidden_too = unshared.apply(unshare(variables, 4), ids, token_types, mask)
+
+  References: Lan et al., "ALBERT: A Lite BERT for Self-supervised Learning of
+  Language Representations", arXiv:1909.11942; Su 2020,
+  https://kexue.fm/archives/7187 (fine-tuning it unshared).
+  """
+  hf, tensors, weights_path = _read_directory(directory, "load_hf_albert")
+  for key in ("num_hidden_groups", "inner_group_num"):
+    if hf.get(key, 1) != 1:
+      raise ValueError(f"load_hf_albert: {CONFIG_FILE} has {key}={hf[key]}; only one shared "
+                       "block (1) is supported")
+  r = _Reader(tensors, weights_path, model_prefix="albert.")
+  if with_mlm and not r.has("predictions.bias"):
+    raise ValueError(f"load_hf_albert: with_mlm=True but {weights_path} has no "
+                     "predictions MLM head")
+  if "embedding_size" not in hf:
+    raise ValueError(f"{CONFIG_FILE} lacks the required key 'embedding_size'")
+  c = config_from_hf(hf, with_mlm=with_mlm, embedding_size=hf["embedding_size"],
+                     share_layers=True)
+  h, e = c.hidden_size, c.embed_dim
+  params = _embeddings(r, c)
+  params["embed_project"] = r.dense("encoder.embedding_hidden_mapping_in", e, h)
+  params["block"] = _block(r, _ALBERT_SHARED, _ALBERT_BLOCK, c)
+  if with_mlm:
+    params["mlm_dense"] = r.dense("predictions.dense", h, e)
+    params["mlm_norm"] = r.norm("predictions.LayerNorm", e)
+    params["mlm_bias"] = r.get("predictions.bias", (c.vocab_size,))
+  return _finish(params, c, keep_tokens)
 
 
 def gpt2_from_hf(hf: dict, tensors: Dict[str, np.ndarray]) -> Tuple[Transformer, dict]:
@@ -234,7 +351,7 @@ def keep_tokens(model: Transformer, variables: dict, ids: Sequence[int]) -> Tupl
     `(model with vocab_size=len(ids), variables)`; logits of the trimmed model
     equal the old logits at columns `ids`.
 
-  References: SPEC.md §6.2 (`keep_tokens`).
+  References: Su 2019, https://kexue.fm/archives/6933 (`keep_tokens`).
   """
   ids = np.asarray(ids)
   vocab = model.config.vocab_size
@@ -251,5 +368,3 @@ def keep_tokens(model: Transformer, variables: dict, ids: Sequence[int]) -> Tupl
   new_model = Transformer(model.config.replace(vocab_size=int(ids.size)))
   return new_model, {**variables, "params": params}
 
-
-_trim_vocab = keep_tokens  # `load_hf_bert`'s argument of the same name shadows it.

@@ -95,12 +95,20 @@ def _write(tmp_path, config_dict, tensors):
 def test_round_trip(tiny, tmp_path, prefix):
   model, variables, ids = tiny
   path = _write(tmp_path, _hf_config(TINY), _to_hf(TINY, variables["params"], prefix))
-  loaded_model, loaded = load_hf_bert(path)
-  assert loaded_model.config.with_mlm
   seg = jnp.zeros_like(ids).at[:, 4:].set(1)
   mask = jnp.ones_like(ids).at[1, 5:].set(0)
+  loaded_model, loaded = load_hf_bert(path, with_mlm=True)
+  assert loaded_model.config.with_mlm
   np.testing.assert_allclose(jax.jit(loaded_model.apply)(loaded, ids, seg, mask),
                              jax.jit(model.apply)(variables, ids, seg, mask), atol=1e-5)
+  # Default: last hidden states, although the checkpoint carries an MLM head.
+  hidden_model, hidden = load_hf_bert(path)
+  assert not hidden_model.config.with_mlm and "mlm_bias" not in hidden["params"]
+  out = jax.jit(hidden_model.apply)(hidden, ids, seg, mask)
+  assert out.shape == ids.shape + (TINY.hidden_size,)
+  np.testing.assert_allclose(out, jax.jit(lambda v: model.apply(v, ids, seg, mask,
+                                                                method="encode"))(variables),
+                             atol=1e-5)
 
 
 def test_keep_tokens(tiny, tmp_path):
@@ -113,7 +121,7 @@ def test_keep_tokens(tiny, tmp_path):
   trimmed = jax.jit(small_model.apply)(small, new_ids)
   np.testing.assert_allclose(trimmed, full[..., kept], atol=1e-5)
   path = _write(tmp_path, _hf_config(TINY), _to_hf(TINY, variables["params"]))
-  loaded_model, loaded = load_hf_bert(path, keep_tokens=kept)
+  loaded_model, loaded = load_hf_bert(path, keep_tokens=kept, with_mlm=True)
   np.testing.assert_allclose(jax.jit(loaded_model.apply)(loaded, new_ids), trimmed, atol=1e-5)
   with pytest.raises(ValueError, match=r"ids must lie in \[0, 30\)"):
     keep_tokens(model, variables, [0, 30])
@@ -128,7 +136,7 @@ def test_loader_errors(tiny, tmp_path):
   tensors = _to_hf(TINY, variables["params"])
   (tmp_path / "a").mkdir()
   (tmp_path / "a" / "config.json").write_text(json.dumps(_hf_config(TINY)))
-  with pytest.raises(FileNotFoundError, match="missing model.safetensors"):
+  with pytest.raises(FileNotFoundError, match=r"missing model.safetensors \(or pytorch_model"):
     load_hf_bert(tmp_path / "a")
   (tmp_path / "b").mkdir()
   safetensors_numpy.save_file(tensors, str(tmp_path / "b" / "model.safetensors"))
@@ -141,6 +149,9 @@ def test_loader_errors(tiny, tmp_path):
   missing = {k: v for k, v in tensors.items() if k != "encoder.layer.1.output.dense.bias"}
   with pytest.raises(ValueError, match="missing tensor 'encoder.layer.1.output.dense.bias'"):
     load_hf_bert(_write(tmp_path / "d", _hf_config(TINY), missing))
+  no_head = {k: v for k, v in tensors.items() if not k.startswith("cls.")}
+  with pytest.raises(ValueError, match="with_mlm=True but .* has no cls.predictions MLM head"):
+    load_hf_bert(_write(tmp_path / "g", _hf_config(TINY), no_head), with_mlm=True)
   bad = dict(_hf_config(TINY), position_embedding_type="relative_key")
   with pytest.raises(ValueError, match="position_embedding_type"):
     load_hf_bert(_write(tmp_path / "e", bad, tensors))
@@ -181,13 +192,17 @@ def test_mlm_head_matches_pytorch(tmp_path):
     for p in reference.parameters():
       p.add_(0.1 * torch.randn_like(p))
   reference.save_pretrained(str(tmp_path), safe_serialization=True)
-  model, variables = load_hf_bert(tmp_path)
+  model, variables = load_hf_bert(tmp_path, with_mlm=True)
   ids = np.array([[2, 5, 9, 4, 1], [3, 3, 8, 0, 0]])
   mask = (ids != 0).astype(np.int64)
   with torch.no_grad():
-    theirs = reference(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).logits
+    out = reference(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
+                    output_hidden_states=True)
   ours = jax.jit(model.apply)(variables, ids, None, mask)
-  np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), atol=1e-4)
+  np.testing.assert_allclose(np.asarray(ours), out.logits.numpy(), atol=1e-4)
+  hidden_model, hidden = load_hf_bert(tmp_path)
+  np.testing.assert_allclose(np.asarray(jax.jit(hidden_model.apply)(hidden, ids, None, mask)),
+                             out.hidden_states[-1].numpy(), atol=1e-4)
 
 
 def test_gpt2_matches_pytorch():
