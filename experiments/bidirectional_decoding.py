@@ -164,8 +164,8 @@ def main():
   n_test = args.test or (200 if quick else len(test_d[0]))
   steps, batch = (500, 64) if quick else (6000, 64)
   steps = args.steps or steps
-  dims = dict(dim=96, heads=4, enc_layers=2, dec_layers=1) if quick else dict(
-      dim=128, heads=4, enc_layers=2, dec_layers=2)
+  dims = dict(hidden_size=96, num_heads=4, num_layers=2, num_decoder_layers=1) if quick else dict(
+      hidden_size=128, num_heads=4, num_layers=2, num_decoder_layers=2)
   print(f"pairs train/valid/test {len(train_d[0])}/{len(valid_d[0])}/{len(test_d[0])}, "
         f"vocab src {len(vocab.src)} tgt {len(vocab.tgt)}", flush=True)
 

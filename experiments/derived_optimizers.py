@@ -118,7 +118,7 @@ def mnist_task(args):
   data = mnist.load(seed=0)
   train_data = {"x": jnp.asarray(data.train.x.reshape(-1, 784)),
                 "y": jnp.asarray(data.train.y)}
-  model = MLP(hidden=(256,))
+  model = MLP(hidden_sizes=(256,))
   params0 = model.init(jax.random.key(args.seed), train_data["x"][:1])["params"]
 
   def loss_fn(p, batch):
@@ -178,7 +178,7 @@ def sentiment_task(args, seed):
     ids, mask = vocab.encode(s.texts, max_len)
     enc[split] = {"ids": jnp.asarray(ids), "mask": jnp.asarray(mask),
                   "y": jnp.asarray(s.labels)}
-  model = CharClassifier(vocab_size=len(vocab), embed_dim=64, hidden=64)
+  model = CharClassifier(vocab_size=len(vocab), embedding_size=64, hidden_size=64)
   # The training-set loss is measured on a fixed subset (a full pass costs
   # as much as an epoch).
   sub = np.random.default_rng(1).permutation(len(splits.train.labels))[:2000]

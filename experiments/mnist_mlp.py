@@ -35,7 +35,7 @@ def main(argv=None):
     idx = order[i * batch_size:(i + 1) * batch_size]
     return {"x": data.train.x[idx], "y": data.train.y[idx]}
 
-  model = MLP(hidden=(256,))
+  model = MLP(hidden_sizes=(256,))
   params = model.init(jax.random.key(args.seed), data.train.x[:1])["params"]
 
   def eval_fn(p):

@@ -174,7 +174,7 @@ def main(argv=None):
   codes_train = encode_codes(model, tree, x_train[:n_prior_train])
   codes_valid = encode_codes(model, tree, data.valid.x)
   codes_test = encode_codes(model, tree, data.test.x)
-  prior = (CodePrior(num_codes=256, hidden_size=64, num_layers=2, num_heads=4, mlp_size=128)
+  prior = (CodePrior(num_codes=256, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128)
            if args.quick else CodePrior(num_codes=256))
   prior_params = prior.init(jax.random.key(args.seed + 2), shift_codes(codes_train[:2], 256))
 

@@ -1,92 +1,90 @@
 """A seq2seq Transformer with an L2R and an R2L decoder that can see each other.
 
-Our reading of the synchronous bidirectional model (SPEC.md §4.1): a shared
-encoder; two decoders (separate weights, shared output classifier), the L2R one
-reading `[start, y_1 … y_{n-1}]` and the R2L one `[start', y_n … y_2]`; in every
+Our reading of the synchronous bidirectional model: a shared encoder; two
+decoders (separate weights, shared output classifier), the L2R one reading
+`[start, y_1 … y_{n-1}]` and the R2L one `[start', y_n … y_2]`; in every
 decoder layer, besides causal self-attention and attention to the encoder,
 position `i` of one direction attends to positions `j <= i` of the other
 direction's layer input (the reference's cross-direction causal constraint).
 With `cross_direction=False` the two decoders are independent, i.e. two
 unidirectional models sharing an encoder — the baseline.
 
-Every mask comes from `jaxblog.masks`; decoding re-runs the decoders on full
+Every layer is `jaxblog.models.layers.Block` (pre-LN): the encoder's under the
+source padding mask, the decoders' under the causal mask with the encoder
+output (padding mask) and, when `cross_direction`, the other direction
+(causal mask) as cross-attention `sources`. Every mask comes from
+`jaxblog.masks`, so the one block is encoder, decoder or bidirectional decoder
+by what it is given to attend to. Decoding re-runs the decoders on full
 prefixes (as the reference does), which `decode_at` exposes for the step
 functions of `jaxblog.decoding`. The reference's LSTM layers, conditional
-LayerNorm and copy prior are replaced by plain pre-LN Transformer layers.
+LayerNorm and copy prior are replaced by these Transformer layers.
 
-References: Su 2019, "seq2seq之双向解码" (SPEC.md §4); Zhou, Zhang & Zong,
+References: Su 2019, 《seq2seq之双向解码》 https://kexue.fm/archives/6877;
+Zhou, Zhang & Zong, "Synchronous Bidirectional Neural Machine Translation",
 TACL 2019.
 """
 from __future__ import annotations
+
+from typing import Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxblog import masks
-
-
-class _Attend(nn.Module):
-  heads: int
-
-  @nn.compact
-  def __call__(self, x, context, mask):
-    return nn.MultiHeadDotProductAttention(num_heads=self.heads)(
-        nn.LayerNorm()(x), context, mask=mask[:, None])
-
-
-class _FeedForward(nn.Module):
-  @nn.compact
-  def __call__(self, x):
-    dim = x.shape[-1]
-    return nn.Dense(dim)(nn.gelu(nn.Dense(4 * dim)(nn.LayerNorm()(x))))
+from jaxblog.models.config import TransformerConfig
+from jaxblog.models.layers import Block
 
 
 class BiDecoderSeq2Seq(nn.Module):
   """Encoder + L2R/R2L decoders; `__call__` returns both directions' logits.
 
   Attributes:
-    src_vocab, tgt_vocab: vocabulary sizes.
-    dim, heads: width and attention heads.
-    enc_layers, dec_layers: depths.
+    src_vocab, tgt_vocab: vocabulary sizes (id 0 = padding).
+    hidden_size, num_heads: width and attention heads (feed-forward width
+      `4 * hidden_size`).
+    num_layers, num_decoder_layers: encoder and decoder depths.
     max_len: longest source / target sequence (position embeddings).
     cross_direction: let each decoder attend to the other (causally).
   """
   src_vocab: int
   tgt_vocab: int
-  dim: int = 128
-  heads: int = 4
-  enc_layers: int = 2
-  dec_layers: int = 2
+  hidden_size: int = 128
+  num_heads: int = 4
+  num_layers: int = 2
+  num_decoder_layers: int = 2
   max_len: int = 32
   cross_direction: bool = True
 
   def setup(self):
-    self.src_embed = nn.Embed(self.src_vocab, self.dim)
-    self.tgt_embed = nn.Embed(self.tgt_vocab, self.dim)
+    config = TransformerConfig(
+        vocab_size=self.tgt_vocab, hidden_size=self.hidden_size, num_layers=self.num_layers,
+        num_heads=self.num_heads, intermediate_size=4 * self.hidden_size,
+        max_position=self.max_len, type_vocab_size=0, pre_norm=True, activation="gelu_tanh",
+        layer_norm_eps=1e-6)
+    self.src_embed = nn.Embed(self.src_vocab, self.hidden_size)
+    self.tgt_embed = nn.Embed(self.tgt_vocab, self.hidden_size)
     self.src_pos = self.param("src_pos", nn.initializers.normal(0.02),
-                              (self.max_len, self.dim))
+                              (self.max_len, self.hidden_size))
     self.tgt_pos = self.param("tgt_pos", nn.initializers.normal(0.02),
-                              (2, self.max_len, self.dim))
-    self.enc = [(_Attend(self.heads), _FeedForward()) for _ in range(self.enc_layers)]
+                              (2, self.max_len, self.hidden_size))
+    self.encoder = [Block(config) for _ in range(self.num_layers)]
     self.enc_norm = nn.LayerNorm()
-    self.dec = [[{"self": _Attend(self.heads), "src": _Attend(self.heads),
-                  "other": _Attend(self.heads), "ff": _FeedForward()}
-                 for _ in range(self.dec_layers)] for _ in range(2)]
+    self.decoders = [[Block(config) for _ in range(self.num_decoder_layers)] for _ in range(2)]
     self.out_norm = [nn.LayerNorm(), nn.LayerNorm()]
     self.classifier = nn.Dense(self.tgt_vocab)  # shared by both directions
 
-  def encode(self, src):
-    """`src int [B, S]` (0 = pad) -> `(memory [B, S, D], src_valid [B, S])`."""
+  def encode(self, src: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    """`src int [B, S]` (0 = pad) -> `(memory [B, S, H], src_valid [B, S])`."""
     valid = src > 0
     h = self.src_embed(src) + self.src_pos[None, :src.shape[1]]
     mask = masks.padding(valid)
-    for attend, ff in self.enc:
-      h = h + attend(h, h, mask)
-      h = h + ff(h)
+    for block in self.encoder:
+      h, _ = block(h, mask)
     return self.enc_norm(h), valid
 
-  def decode(self, memory, src_valid, l2r_in, r2l_in):
+  def decode(self, memory: jax.Array, src_valid: jax.Array, l2r_in: jax.Array,
+             r2l_in: jax.Array) -> Tuple[jax.Array, jax.Array]:
     """Teacher-forced decoders: `[B, T]` inputs -> two `[B, T, V]` logits.
 
     Input position 0 is each direction's start token; padding is id 0 and is
@@ -96,47 +94,43 @@ class BiDecoderSeq2Seq(nn.Module):
     causal = masks.causal(l2r_in.shape[1])[None]
     src_mask = masks.padding(src_valid)
     hs = [self._embed(x, d) for d, x in enumerate((l2r_in, r2l_in))]
-    for layer in range(self.dec_layers):
-      new = []
-      for d in range(2):
-        h = self._layer(d, layer, hs[d], memory, src_mask, causal)
-        if self.cross_direction:
-          h = h + self.dec[d][layer]["other"](h, hs[1 - d], causal)
-        new.append(h + self.dec[d][layer]["ff"](h))
-      hs = new
+    for layer in range(self.num_decoder_layers):
+      hs = [self.decoders[d][layer](
+          hs[d], causal,
+          sources=((memory, src_mask),) + (((hs[1 - d], causal),) if self.cross_direction else ())
+      )[0] for d in range(2)]
     return tuple(self.classifier(self.out_norm[d](hs[d])) for d in range(2))
 
-  def decode_one(self, memory, src_valid, inputs, direction: int):
+  def decode_one(self, memory: jax.Array, src_valid: jax.Array, inputs: jax.Array,
+                 direction: int) -> jax.Array:
     """One direction alone (`cross_direction=False` only): `[B, T, V]` logits."""
     if self.cross_direction:
       raise ValueError("decode_one needs cross_direction=False")
     causal = masks.causal(inputs.shape[1])[None]
+    src_mask = masks.padding(src_valid)
     h = self._embed(inputs, direction)
-    for layer in range(self.dec_layers):
-      h = self._layer(direction, layer, h, memory, masks.padding(src_valid), causal)
-      h = h + self.dec[direction][layer]["ff"](h)
+    for block in self.decoders[direction]:
+      h, _ = block(h, causal, sources=((memory, src_mask),))
     return self.classifier(self.out_norm[direction](h))
 
   def _embed(self, x, d):
     return self.tgt_embed(x) + self.tgt_pos[d][None, :x.shape[1]]
 
-  def _layer(self, d, layer, h, memory, src_mask, causal):
-    blk = self.dec[d][layer]
-    h = h + blk["self"](h, h, causal)
-    return h + blk["src"](h, memory, src_mask)
-
-  def __call__(self, src, l2r_in, r2l_in):
+  def __call__(self, src: jax.Array, l2r_in: jax.Array, r2l_in: jax.Array
+               ) -> Tuple[jax.Array, jax.Array]:
     memory, valid = self.encode(src)
     return self.decode(memory, valid, l2r_in, r2l_in)
 
-  def decode_at(self, memory, src_valid, l2r_in, r2l_in, index):
+  def decode_at(self, memory: jax.Array, src_valid: jax.Array, l2r_in: jax.Array,
+                r2l_in: jax.Array, index: jax.Array) -> Tuple[jax.Array, jax.Array]:
     """Both directions' logits `[N, V]` at position `index` (for search steps)."""
     logits_l, logits_r = self.decode(memory, src_valid, l2r_in, r2l_in)
     take = lambda x: jax.lax.dynamic_index_in_dim(x, index, axis=1, keepdims=False)
     return take(logits_l), take(logits_r)
 
 
-def teacher_inputs(tgt, start: int, end: int):
+def teacher_inputs(tgt: jax.Array, start: int, end: int
+                   ) -> Tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """Targets `[B, T]` (0-padded, no markers) -> decoder inputs and labels.
 
   Returns `(l2r_in, l2r_out, r2l_in, r2l_out)`, each `[B, T + 1]`:

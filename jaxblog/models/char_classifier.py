@@ -8,7 +8,9 @@ Small enough to train in seconds per epoch on 2 CPU cores; an LSTM like the
 article's would not be.
 
 References:
-  SPEC.md §1.6 (kexue.fm 6869, lazy optimization; IMDB LSTM example).
+  Su 2019, 《Keras实现两个优化器：Lookahead和LazyOptimizer》
+  https://kexue.fm/archives/6869 (lazy optimization; an IMDB LSTM example);
+  《6个派生优化器的简单介绍及其实现》 https://kexue.fm/archives/7094.
 """
 from __future__ import annotations
 
@@ -22,29 +24,29 @@ class CharClassifier(nn.Module):
 
   Attributes:
     vocab_size: number of character ids (0 = padding).
-    embed_dim: embedding width.
-    hidden: convolution and hidden-layer width.
+    embedding_size: embedding width.
+    hidden_size: convolution and hidden-layer width.
     num_classes: number of output logits.
   """
   vocab_size: int
-  embed_dim: int = 64
-  hidden: int = 128
+  embedding_size: int = 64
+  hidden_size: int = 128
   num_classes: int = 2
 
   @nn.compact
   def __call__(self, ids: jax.Array, mask: jax.Array) -> jax.Array:
     m = mask[..., None].astype(jnp.float32)
-    x = nn.Embed(self.vocab_size, self.embed_dim, name="embedding")(ids) * m
+    x = nn.Embed(self.vocab_size, self.embedding_size, name="embedding")(ids) * m
     # Width-3 convolution as one matmul over [x_{t-1}, x_t, x_{t+1}]: XLA:CPU
     # runs convolutions inside `lax.scan` bodies ~30x slower than a dot.
     pad = jnp.zeros_like(x[:, :1])
     tri = jnp.concatenate([jnp.concatenate([pad, x[:, :-1]], 1), x,
                            jnp.concatenate([x[:, 1:], pad], 1)], -1)
-    h = nn.relu(nn.Dense(self.hidden, name="conv")(tri))
+    h = nn.relu(nn.Dense(self.hidden_size, name="conv")(tri))
     count = jnp.maximum(jnp.sum(m, axis=1), 1.0)
     mean = jnp.sum(h * m, axis=1) / count
     # h >= 0 after ReLU, so zeroing padded positions keeps the max valid
     # (and 0 for an empty text).
     peak = jnp.max(h * m, axis=1)
-    z = nn.relu(nn.Dense(self.hidden, name="hidden")(jnp.concatenate([mean, peak], -1)))
+    z = nn.relu(nn.Dense(self.hidden_size, name="hidden")(jnp.concatenate([mean, peak], -1)))
     return nn.Dense(self.num_classes, name="out")(z)

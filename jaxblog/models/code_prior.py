@@ -33,7 +33,7 @@ class CodePrior(nn.Module):
   Attributes:
     num_codes: K; ids `0..K-1` are codes, `K` is the start token.
     grid: `(rows, cols)` of the code grid.
-    hidden_size, num_layers, num_heads, mlp_size: Transformer sizes
+    hidden_size, num_layers, num_heads, intermediate_size: Transformer sizes
       (reference: 256, 4, 8, 256).
 
   References:
@@ -44,7 +44,7 @@ class CodePrior(nn.Module):
   hidden_size: int = 128
   num_layers: int = 4
   num_heads: int = 4
-  mlp_size: int = 256
+  intermediate_size: int = 256
 
   @property
   def length(self) -> int:
@@ -54,7 +54,7 @@ class CodePrior(nn.Module):
     return TransformerConfig(
         vocab_size=self.num_codes + 1, hidden_size=self.hidden_size,
         num_layers=self.num_layers, num_heads=self.num_heads,
-        intermediate_size=self.mlp_size, max_position=self.length, type_vocab_size=0,
+        intermediate_size=self.intermediate_size, max_position=self.length, type_vocab_size=0,
         pre_norm=True, activation="relu", layer_norm_eps=1e-6, application="lm")
 
   def setup(self):

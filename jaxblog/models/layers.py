@@ -1,10 +1,14 @@
-"""Attention, the Transformer block and the decoding caches every model of articles 6 and 7 is built from.
+"""Attention, the Transformer block and the decoding caches every Transformer here is built from.
 
 One configuration dataclass describes BERT, ALBERT (factorised embeddings and a
 single shared block), and a GPT-2-shaped causal LM (pre-LN, plain tied head);
-the masks decide what the model *is* (SPEC.md §6.1: "Transformer如戏，全靠Mask"),
-so the blocks here only ever see a boolean attention mask `[B, Q, K]`
-(`True` = may attend) built with `jaxblog.masks`.
+the masks decide what the model *is* ("Transformer如戏，全靠Mask"), so the
+blocks here only ever see a boolean attention mask `[B, Q, K]` (`True` = may
+attend) built with `jaxblog.masks`. The same `Block` also serves the
+character tagger (bidirectional mask) and the encoder-decoder of the
+bidirectional-decoding article: a decoder layer is a `Block` whose
+`sources` add cross-attention sublayers over other sequences (the encoder
+output, the other direction's decoder), each with its own mask.
 
 Attention takes an optional key/value cache so the same parameters serve both
 full-sequence training and one-token-at-a-time decoding; the cache layout is
@@ -15,14 +19,16 @@ For decoding several copies of each input (beams, samples) Attention also takes
 a `CopiesCache`, slots per copy that are never reordered (see
 `jaxblog.models.generate`).
 The fused `qkv` projection makes one GEMM per layer instead of three, which is
-what matters for the small-row GEMMs of decoding on CPU (PERF.md lesson 4).
+what matters for the small-row GEMMs of decoding on CPU.
 
-References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask" (SPEC.md §6);
-Su 2020, "抛开约束，增强模型：一行代码提升albert表现" (SPEC.md §7).
+References: Su 2019, 《从语言模型到Seq2Seq：Transformer如戏，全靠Mask》
+https://kexue.fm/archives/6933; Su 2020, 《抛开约束，增强模型：一行代码提升albert表现》
+https://kexue.fm/archives/7187; Su 2019, 《seq2seq之双向解码》
+https://kexue.fm/archives/6877.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -99,34 +105,47 @@ def _copies_attention(q, k, v, mask, cache: CopiesCache, slot):
 
 
 class Attention(nn.Module):
-  """Multi-head self-attention over a bool mask, with an optional KV cache."""
+  """Multi-head attention over a bool mask: self-attention (with an optional KV cache) or cross-attention."""
   config: TransformerConfig
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array,
                cache: Optional[Union[KVCache, CopiesCache]] = None,
-               slot: Optional[jax.Array] = None
+               slot: Optional[jax.Array] = None, *, source: Optional[jax.Array] = None
                ) -> Tuple[jax.Array, Union[KVCache, CopiesCache]]:
-    """Attends `x` to itself, or to the cache after writing `x`'s keys into it.
+    """Attends `x` to itself (or to the cache after writing `x`'s keys into it), or to `source`.
 
     Args:
-      x: `[B, Q, H]` inputs.
-      mask: bool `[B or 1, Q, K]`, `True` = may attend; `K = Q` without a
-        cache, `K` = cache length with one.
+      x: `[B, Q, H]` inputs (the queries).
+      mask: bool `[B or 1, Q, K]`, `True` = may attend; `K = Q` for
+        self-attention without a cache, `K` = cache length with one, `K = S`
+        with a `source`.
       cache: optional `(keys, values)`, each `[B, heads, K, head_dim]`, or a
         `CopiesCache` (then `mask` is `[N, Q, T * C]`).
       slot: int32 scalar, where `x`'s keys/values are written in the cache
         (for a `CopiesCache`: the slot, in each row's own copy).
+      source: optional `[B, S, H]`: keys and values come from it instead of
+        `x` (cross-attention, separate `query` and `key_value` projections;
+        no cache).
 
     Returns:
       `(out [B, Q, H], (keys, values))`: this call's keys/values without a
       cache (for prefilling one), the updated cache with one.
     """
     c = self.config
-    qkv = nn.DenseGeneral((3, c.num_heads, c.head_dim), kernel_init=_init(c), name="qkv")(x)
-    # Heads before time: [B, heads, T, head_dim] is the layout both attention
-    # dots consume directly, so a cache kept in it is never transposed.
-    q, k, v = (jnp.swapaxes(qkv[..., i, :, :], 1, 2) for i in range(3))
+    if source is None:
+      qkv = nn.DenseGeneral((3, c.num_heads, c.head_dim), kernel_init=_init(c), name="qkv")(x)
+      # Heads before time: [B, heads, T, head_dim] is the layout both attention
+      # dots consume directly, so a cache kept in it is never transposed.
+      q, k, v = (jnp.swapaxes(qkv[..., i, :, :], 1, 2) for i in range(3))
+    else:
+      if cache is not None:
+        raise ValueError("Attention: a cache is for self-attention; got both cache and source")
+      q = jnp.swapaxes(nn.DenseGeneral((c.num_heads, c.head_dim), kernel_init=_init(c),
+                                       name="query")(x), 1, 2)
+      kv = nn.DenseGeneral((2, c.num_heads, c.head_dim), kernel_init=_init(c),
+                           name="key_value")(source)
+      k, v = (jnp.swapaxes(kv[..., i, :, :], 1, 2) for i in range(2))
     if isinstance(cache, CopiesCache):
       context, kv = _copies_attention(q, k, v, mask, cache, slot)
     else:
@@ -143,41 +162,54 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-  """Attention + feed-forward with residuals; post-LN (BERT) or pre-LN (GPT-2)."""
+  """Self-attention, cross-attention to each source, feed-forward; residuals, post-LN (BERT) or pre-LN (GPT-2)."""
   config: TransformerConfig
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array, *, deterministic: bool = True,
-               cache: Optional[KVCache] = None, slot: Optional[jax.Array] = None
+               cache: Optional[KVCache] = None, slot: Optional[jax.Array] = None,
+               sources: Sequence[Tuple[jax.Array, jax.Array]] = ()
                ) -> Tuple[jax.Array, KVCache]:
     """Applies the block.
 
     Args:
       x: `[B, Q, H]`.
-      mask: bool `[B or 1, Q, K]`.
+      mask: bool `[B or 1, Q, K]`, the self-attention mask.
       deterministic: disables dropout.
       cache, slot: see `Attention`.
+      sources: `(source [B, S, H], mask bool [B or 1, Q, S])` pairs; each
+        adds a cross-attention sublayer (`cross_attn_i`) after the
+        self-attention, in order (a Transformer decoder layer has one: the
+        encoder output). Their number fixes the parameter tree.
 
     Returns:
-      `(y [B, Q, H], keys/values)` as `Attention` returns them.
+      `(y [B, Q, H], keys/values)` of the self-attention, as `Attention`
+      returns them.
     """
     c = self.config
-    attn_norm = nn.LayerNorm(c.layer_norm_eps, name="attn_norm")
-    ffn_norm = nn.LayerNorm(c.layer_norm_eps, name="ffn_norm")
     drop = nn.Dropout(c.dropout_rate, deterministic=deterministic)
-    attention = Attention(c, name="attn")
+
+    def sublayer(x, fn, norm):
+      if c.pre_norm:
+        return x + drop(fn(norm(x)))
+      return norm(x + drop(fn(x)))
 
     def ffn(h):
       h = nn.Dense(c.intermediate_size, kernel_init=_init(c), name="ffn_in")(h)
       h = ACTIVATIONS[c.activation](h)
       return nn.Dense(c.hidden_size, kernel_init=_init(c), name="ffn_out")(h)
 
-    if c.pre_norm:
-      h, kv = attention(attn_norm(x), mask, cache, slot)
-      x = x + drop(h)
-      x = x + drop(ffn(ffn_norm(x)))
-    else:
-      h, kv = attention(x, mask, cache, slot)
-      x = attn_norm(x + drop(h))
-      x = ffn_norm(x + drop(ffn(x)))
+    kv = None
+
+    def self_attention(h):
+      nonlocal kv
+      h, kv = Attention(c, name="attn")(h, mask, cache, slot)
+      return h
+
+    x = sublayer(x, self_attention, nn.LayerNorm(c.layer_norm_eps, name="attn_norm"))
+    for i, (source, source_mask) in enumerate(sources):
+      cross = Attention(c, name=f"cross_attn_{i}")
+      x = sublayer(x, lambda h: cross(h, source_mask, source=source)[0],
+                   nn.LayerNorm(c.layer_norm_eps, name=f"cross_norm_{i}"))
+    x = sublayer(x, ffn, nn.LayerNorm(c.layer_norm_eps, name="ffn_norm"))
     return x, kv

@@ -13,16 +13,16 @@ class MLP(nn.Module):
   """Flattens the input, then Dense+ReLU layers and a linear classifier.
 
   Attributes:
-    hidden: widths of the hidden layers.
+    hidden_sizes: widths of the hidden layers.
     num_classes: number of output logits.
   """
-  hidden: Sequence[int] = (256,)
+  hidden_sizes: Sequence[int] = (256,)
   num_classes: int = 10
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = x.reshape(x.shape[0], -1)
-    for width in self.hidden:
+    for width in self.hidden_sizes:
       x = nn.relu(nn.Dense(width)(x))
     return nn.Dense(self.num_classes)(x)
 

@@ -1,6 +1,7 @@
 """Character tagger: embeddings + small Transformer encoder + one of four heads.
 
-The encoder produces per-character emission scores `[B, T, K]`; the head
+The encoder is `jaxblog.models.layers.Block` (pre-LN) under the padding mask
+of `jaxblog.masks`, i.e. a bidirectional encoder. It produces per-character emission scores `[B, T, K]`; the head
 decides how they are normalised and decoded, with everything else equal:
 - `softmax`: per-token cross-entropy, arg-max decoding;
 - `crf`: `jaxblog.crf.log_likelihood` (global normalisation);
@@ -11,7 +12,8 @@ parameter and decode with `jaxblog.crf.viterbi`. Losses are token means, so
 the learning rate means the same for every head. `TaggerConfig.weak()` /
 `.strong()` are the two encoder sizes of the CRF-vs-MEMM experiment.
 
-References: Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.3).
+References: Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》
+https://kexue.fm/archives/7213.
 """
 from __future__ import annotations
 
@@ -21,60 +23,64 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxblog import crf, memm
+from jaxblog import crf, masks, memm
+from jaxblog.models.config import TransformerConfig
+from jaxblog.models.layers import Block
 
 HEADS = ("softmax", "crf", "memm", "bimemm")
 
 
 @dataclasses.dataclass(frozen=True)
 class TaggerConfig:
+  """Sizes of the tagger.
+
+  Attributes:
+    vocab_size: character ids (0 = padding).
+    num_tags: K.
+    hidden_size, num_layers, num_heads: the encoder (feed-forward width
+      `4 * hidden_size`).
+    max_len: number of learned position embeddings.
+    dropout_rate: dropout on embeddings, attention and feed-forward outputs.
+  """
   vocab_size: int
   num_tags: int
-  dim: int = 128
-  layers: int = 2
-  heads: int = 4
+  hidden_size: int = 128
+  num_layers: int = 2
+  num_heads: int = 4
   max_len: int = 128
-  dropout: float = 0.1
+  dropout_rate: float = 0.1
 
   @classmethod
-  def weak(cls, vocab_size, num_tags, max_len=128):
-    return cls(vocab_size, num_tags, dim=32, layers=1, heads=2, max_len=max_len)
+  def weak(cls, vocab_size: int, num_tags: int, max_len: int = 128) -> "TaggerConfig":
+    return cls(vocab_size, num_tags, hidden_size=32, num_layers=1, num_heads=2, max_len=max_len)
 
   @classmethod
-  def strong(cls, vocab_size, num_tags, max_len=128):
-    return cls(vocab_size, num_tags, dim=64, layers=2, heads=4, max_len=max_len)
+  def strong(cls, vocab_size: int, num_tags: int, max_len: int = 128) -> "TaggerConfig":
+    return cls(vocab_size, num_tags, hidden_size=64, num_layers=2, num_heads=4, max_len=max_len)
 
-
-class _Block(nn.Module):
-  cfg: TaggerConfig
-
-  @nn.compact
-  def __call__(self, x, mask, train):
-    cfg = self.cfg
-    attn_mask = (mask[:, None, None, :] & mask[:, None, :, None])
-    h = nn.LayerNorm()(x)
-    h = nn.MultiHeadDotProductAttention(num_heads=cfg.heads, dropout_rate=cfg.dropout,
-                                        deterministic=not train)(h, h, mask=attn_mask)
-    x = x + nn.Dropout(cfg.dropout, deterministic=not train)(h)
-    h = nn.LayerNorm()(x)
-    h = nn.Dense(4 * cfg.dim)(h)
-    h = nn.Dense(cfg.dim)(nn.gelu(h))
-    return x + nn.Dropout(cfg.dropout, deterministic=not train)(h)
+  def transformer(self) -> TransformerConfig:
+    """The `TransformerConfig` of the encoder blocks (pre-LN, tanh GELU)."""
+    return TransformerConfig(
+        vocab_size=self.vocab_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+        num_heads=self.num_heads, intermediate_size=4 * self.hidden_size,
+        max_position=self.max_len, type_vocab_size=0, pre_norm=True, activation="gelu_tanh",
+        layer_norm_eps=1e-6, dropout_rate=self.dropout_rate)
 
 
 class Tagger(nn.Module):
-  """`apply(vars, ids [B, T], mask [B, T], train)` → emissions `[B, T, K]`."""
+  """`apply(vars, ids [B, T], mask [B, T], train)` → `(emissions [B, T, K], transitions [K, K])`."""
   cfg: TaggerConfig
 
   @nn.compact
-  def __call__(self, ids, mask, train=False):
+  def __call__(self, ids: jax.Array, mask: jax.Array, train: bool = False):
     cfg = self.cfg
-    x = nn.Embed(cfg.vocab_size, cfg.dim)(ids)
-    pos = self.param("position", nn.initializers.normal(0.02), (cfg.max_len, cfg.dim))
+    x = nn.Embed(cfg.vocab_size, cfg.hidden_size)(ids)
+    pos = self.param("position", nn.initializers.normal(0.02), (cfg.max_len, cfg.hidden_size))
     x = x + pos[None, :ids.shape[1]]
-    x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
-    for _ in range(cfg.layers):
-      x = _Block(cfg)(x, mask, train)
+    x = nn.Dropout(cfg.dropout_rate, deterministic=not train)(x)
+    attend = masks.padding(jnp.asarray(mask, bool))
+    for i in range(cfg.num_layers):
+      x, _ = Block(cfg.transformer(), name=f"block_{i}")(x, attend, deterministic=not train)
     x = nn.LayerNorm()(x)
     emissions = nn.Dense(cfg.num_tags)(x)
     # Transitions live here for every head (unused by softmax) so all heads
@@ -84,7 +90,8 @@ class Tagger(nn.Module):
     return emissions, trans
 
 
-def loss(head: str, emissions, trans, tags, mask):
+def loss(head: str, emissions: jax.Array, trans: jax.Array, tags: jax.Array,
+         mask: jax.Array) -> jax.Array:
   """Token-mean negative log-likelihood of `tags` under `head`."""
   tokens = jnp.maximum(jnp.sum(mask), 1)
   if head == "softmax":
@@ -100,7 +107,7 @@ def loss(head: str, emissions, trans, tags, mask):
   raise ValueError(f"head must be one of {HEADS}, got {head!r}")
 
 
-def decode(head: str, emissions, trans, mask):
+def decode(head: str, emissions: jax.Array, trans: jax.Array, mask: jax.Array) -> jax.Array:
   """Predicted tag ids `[B, T]` (0 at invalid positions)."""
   if head == "softmax":
     return jnp.where(mask, jnp.argmax(emissions, axis=-1), 0)

@@ -19,8 +19,8 @@ def test_teacher_inputs_layout():
 
 
 def _model(cross):
-  return BiDecoderSeq2Seq(src_vocab=11, tgt_vocab=13, dim=16, heads=2, enc_layers=1,
-                          dec_layers=2, max_len=6, cross_direction=cross)
+  return BiDecoderSeq2Seq(src_vocab=11, tgt_vocab=13, hidden_size=16, num_heads=2, num_layers=1,
+                          num_decoder_layers=2, max_len=6, cross_direction=cross)
 
 
 @pytest.fixture(scope="module")

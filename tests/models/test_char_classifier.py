@@ -7,7 +7,7 @@ from jaxblog.models.char_classifier import CharClassifier
 
 
 def test_padding_is_ignored_and_empty_text_is_finite():
-  model = CharClassifier(vocab_size=20, embed_dim=8, hidden=16)
+  model = CharClassifier(vocab_size=20, embedding_size=8, hidden_size=16)
   ids = jnp.array([[3, 4, 5, 0, 0], [7, 0, 0, 0, 0], [0, 0, 0, 0, 0]], jnp.int32)
   mask = ids > 0
   params = model.init(jax.random.key(0), ids, mask)

@@ -8,7 +8,7 @@ from jaxblog.models.code_prior import CodePrior, prior_loss, sample_codes, shift
 
 def _setup():
   model = CodePrior(num_codes=11, grid=(3, 4), hidden_size=16, num_layers=2, num_heads=2,
-                    mlp_size=32)
+                    intermediate_size=32)
   codes = jax.random.randint(jax.random.key(0), (5, 3, 4), 0, 11)
   params = model.init(jax.random.key(1), shift_codes(codes, 11))
   return model, codes, params

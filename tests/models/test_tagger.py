@@ -9,7 +9,8 @@ from jaxblog.models import tagger
 
 @pytest.mark.parametrize("head", tagger.HEADS)
 def test_heads_loss_and_decode(head):
-  cfg = tagger.TaggerConfig(vocab_size=11, num_tags=4, dim=8, layers=1, heads=2, max_len=6)
+  cfg = tagger.TaggerConfig(vocab_size=11, num_tags=4, hidden_size=8, num_layers=1, num_heads=2,
+                            max_len=6)
   model = tagger.Tagger(cfg)
   rng = np.random.default_rng(0)
   ids = rng.integers(0, 11, (3, 6))
