@@ -52,14 +52,15 @@ def run_one(name: str, out: pathlib.Path, full: bool, seed: int) -> tuple[str, f
   return f"failed (exit {code}, see {log.relative_to(out.parent)})", seconds
 
 
-def gather(run_dir: pathlib.Path, statuses: dict) -> pathlib.Path:
+def gather(run_dir: pathlib.Path, statuses: dict, full: bool = False) -> pathlib.Path:
   claims, sections, status_rows = [], [], []
   for name, (status, seconds) in statuses.items():
-    status_rows.append((name, status, f"{seconds:.0f}"))
     result_path = run_dir / name / "result.json"
     if status != "ok":
+      status_rows.append((name, status, f"{seconds:.0f}", ""))
       continue
     result = json.loads(result_path.read_text())
+    status_rows.append((name, status, f"{seconds:.0f}", result.get("scope", "")))
     for c in result["claims"]:
       claims.append((name, c["claim"], c["article"], c["ours"], report.holds_text(c["holds"])))
     body = (run_dir / name / "report.md").read_text()
@@ -67,15 +68,29 @@ def gather(run_dir: pathlib.Path, statuses: dict) -> pathlib.Path:
     for p in result["plots"]:
       body = body.replace(f"]({p})", f"]({name}/{p})")
     sections.append(body)
+  mode = ("full" if full else
+          "quick: smoke scale, every verdict withheld; `--full` for the real runs")
   parts = ["# jaxblog reproduction report", "",
-           f"Run folder `{run_dir}`; {time.strftime('%Y-%m-%d %H:%M:%S')}.", "",
-           "## Experiments", "", report.markdown_table(["experiment", "status", "seconds"], status_rows), ""]
+           f"Run folder `{run_dir}`; {time.strftime('%Y-%m-%d %H:%M:%S')}; mode {mode}.", "",
+           "## Experiments", "", report.markdown_table(
+               ["experiment", "status", "seconds", "what this run can show"], status_rows), ""]
+  claims_table = report.markdown_table(["experiment", "claim", "article", "ours", "holds?"],
+                                       claims) if claims else ""
   if claims:
-    parts += ["## Claims", "", report.markdown_table(
-        ["experiment", "claim", "article", "ours", "holds?"], claims), ""]
+    parts += ["## Claims", "", claims_table, ""]
   parts += sections
   path = run_dir / "report.md"
   path.write_text("\n".join(parts))
+  if full and claims:
+    results = ROOT / "docs" / "results.md"
+    results.write_text("\n".join([
+        "# Claims summary (full runs)", "",
+        f"Written by `python experiments/reproduce.py --full` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the per-experiment tables, "
+        "commands and machine load are in BUILD_NOTES.md.", "",
+        report.markdown_table(["experiment", "status", "seconds"],
+                              [r[:3] for r in status_rows]), "",
+        claims_table, ""]))
   return path
 
 
@@ -102,7 +117,7 @@ def main(argv=None) -> int:
     print(f"[{i}/{len(names)}] {name} ({'full' if args.full else 'quick'})", flush=True)
     statuses[name] = run_one(name, run_dir / name, args.full, args.seed)
     print(f"[{i}/{len(names)}] {name}: {statuses[name][0]} in {statuses[name][1]:.0f}s", flush=True)
-  path = gather(run_dir, statuses)
+  path = gather(run_dir, statuses, args.full)
   print(f"report: {path}")
   failed = [n for n, (s, _) in statuses.items() if s.startswith("failed")]
   if failed:

@@ -49,9 +49,14 @@ def holds_text(holds: bool | None) -> str:
   return {True: "yes", False: "no", None: "n/a"}[holds]
 
 
+QUICK_NOTE = ("Quick run (smoke scale): verdicts, speed included, are withheld (n/a). "
+              "Full-scale results are in docs/results.md and BUILD_NOTES.md.")
+
+
 def write(out: pathlib.Path, *, title: str, summary: str = "",
           tables: Mapping[str, str] | None = None, plots: Sequence[str] = (),
-          claims: Sequence[Claim] = (), extra: Mapping | None = None) -> pathlib.Path:
+          claims: Sequence[Claim] = (), extra: Mapping | None = None,
+          quick: bool = False, scope: str = "") -> pathlib.Path:
   """Writes `result.json` and `report.md` into `out`; returns the report path.
 
   Args:
@@ -62,7 +67,12 @@ def write(out: pathlib.Path, *, title: str, summary: str = "",
     plots: PNG paths, relative to `out` (or absolute inside it).
     claims: the article's claims and what we measured.
     extra: any JSON-serialisable numbers worth keeping.
+    quick: a smoke-scale run; every claim's verdict is withheld (`None`),
+      whatever the script computed, so no quick run can print one.
+    scope: one line saying what this run can and cannot show.
   """
+  if quick:
+    claims = [dataclasses.replace(c, holds=None) for c in claims]
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   tables = dict(tables or {})
@@ -72,9 +82,15 @@ def write(out: pathlib.Path, *, title: str, summary: str = "",
     if not (out / p).exists():
       raise FileNotFoundError(f"plot {p!r} is not in {out}")
   result = {"title": title, "summary": summary, "tables": tables, "plots": plots,
-            "claims": [dataclasses.asdict(c) for c in claims], "extra": dict(extra or {})}
+            "claims": [dataclasses.asdict(c) for c in claims], "extra": dict(extra or {}),
+            "quick": quick, "scope": scope}
   (out / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
-  parts = [f"## {title}", "", summary, ""]
+  parts = [f"## {title}", ""]
+  if scope:
+    parts += [f"*What this run can show:* {scope}", ""]
+  if quick:
+    parts += [f"*{QUICK_NOTE}*", ""]
+  parts += [summary, ""]
   if claims:
     parts += ["### Claims", "", markdown_table(
         ["claim", "article", "ours", "holds?"],
