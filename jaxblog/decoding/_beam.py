@@ -21,13 +21,14 @@ cache outside and start from it), and encoder-state de-duplication.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxblog.decoding import _common
+from jaxblog.decoding import _common, _processors
+from jaxblog.decoding._processors import LogitsProcessor
 
 STOP_RULES = ("exact", "reference")
 
@@ -53,7 +54,8 @@ def beam_search(step_fn: Callable, state, *, batch_size: int, beam_size: int,
                 max_len: int, bos_id: int, eos_id: int, length_penalty=0.0,
                 min_len: int = 0, prompt=None, prompt_lengths=None,
                 stop_rule: str = "exact", early_exit: bool = True,
-                gather: str = "take"):
+                gather: str = "take", logits_processor: Optional[LogitsProcessor] = None
+                ) -> Tuple[jax.Array, jax.Array]:
   """Beam search over a step function; jittable, batched, KV-cache friendly.
 
   Args:
@@ -87,7 +89,14 @@ def beam_search(step_fn: Callable, state, *, batch_size: int, beam_size: int,
       hypothesis returned before it ended shows `eos_id` padding only).
     early_exit: stop rows as soon as their result cannot change (exact rule).
       `False` runs all `max_len` steps (same result).
-    gather: `"take"` or `"one_hot"` (see `jaxblog.decoding._common`).
+    gather: `"take"` (a batched gather) or `"one_hot"` (an exact one-hot
+      matmul) for reordering the state; see the `jaxblog.decoding` notes.
+    logits_processor: optional `processor(logits [N, V], tokens int32 [N,
+      max_len], index) -> logits [N, V]` applied to each step's float32 logits
+      before the log-softmax; row `b * K + k` of `tokens` is hypothesis `k`'s
+      sequence so far in `[:, :index]` (prompt included, `bos_id` excluded)
+      and `eos_id` after it. `None` compiles exactly the search without one.
+      A hypothesis whose every extension is banned (`-inf`) drops out.
 
   Returns:
     `(sequences int32 [B, K, max_len], scores float32 [B, K])`, best first.
@@ -118,13 +127,20 @@ def beam_search(step_fn: Callable, state, *, batch_size: int, beam_size: int,
   eos_id = _common.token_id("eos_id", eos_id, vocab)
   prompt, prompt_lengths = _common.prompt_args(prompt, prompt_lengths, batch, length)
   _common.check_ids_concrete("prompt", prompt, vocab)
+  _processors.check_processor(logits_processor, rows, vocab, length)
   alpha = jnp.asarray(length_penalty, jnp.float32)
   reference = stop_rule == "reference"
 
   def expand(c: _Carry):
     """Log-probs of all `K * V` extensions and the new state."""
     logits, new_state = step_fn(c.tokens, c.state, c.index)
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    logits = logits.astype(jnp.float32)
+    if logits_processor is None:
+      logp = jax.nn.log_softmax(logits, axis=-1)
+    else:
+      logits = logits_processor(logits, c.live_seqs.reshape(rows, length), c.index)
+      logp = jax.nn.log_softmax(logits, axis=-1)
+      logp = jnp.where(jnp.isnan(logp), -jnp.inf, logp)  # every token banned
     logp = _common.constrain_logp(
         logp.reshape(batch, beams, vocab), c.index, eos_id=eos_id,
         min_len=min_len, prompt=prompt, prompt_lengths=prompt_lengths)

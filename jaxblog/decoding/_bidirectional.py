@@ -17,13 +17,14 @@ static shapes; the `K^2` model rows are the cost, as in the reference.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxblog.decoding import _common
+from jaxblog.decoding import _common, _processors
+from jaxblog.decoding._processors import LogitsProcessor
 
 
 class BidirectionalResult(NamedTuple):
@@ -62,7 +63,10 @@ def bidirectional_beam_search(
     l2r_bos_id: int, l2r_eos_id: int, r2l_bos_id: int, r2l_eos_id: int,
     pad_id: int = 0, l2r_banned_ids: Sequence[int] = (),
     r2l_banned_ids: Sequence[int] = (), prob_eps: float = 1e-6,
-    gather: str = "take") -> BidirectionalResult:
+    gather: str = "take",
+    logits_processor: Union[None, LogitsProcessor,
+                            Tuple[Optional[LogitsProcessor], Optional[LogitsProcessor]]] = None
+) -> BidirectionalResult:
   """Synchronous bidirectional beam search with the reference's stop rule.
 
   Each step `i` (0-based), for every input:
@@ -102,6 +106,16 @@ def bidirectional_beam_search(
     r2l_banned_ids: ids R2L may not generate (reference: pad, unk, 3).
     prob_eps: added to the averaged probability before the log (1e-6).
     gather: `"take"` or `"one_hot"` state gather (see `beam_search`).
+    logits_processor: `None`, one processor used for both directions, or a
+      pair `(l2r_processor, r2l_processor)` (either may be `None`). A
+      direction's processor rewrites its `[N, V]` logits before the softmax
+      and the partner average, and sees that direction's own tokens in its
+      own generation order: row `(b * K + a) * K + c` of the L2R call holds
+      L2R prefix `a`, of the R2L call R2L prefix `c` (so the R2L tokens are
+      the sentence read backwards from its end), without the bos id, `pad_id`
+      from `index` on. Repetition and n-gram bans read the same either way, as
+      a repeated n-gram is repeated in the reversed sentence too. A direction
+      whose every token is banned gets probability 0 (score `log(prob_eps)`).
 
   Returns:
     A `BidirectionalResult`.
@@ -132,6 +146,15 @@ def bidirectional_beam_search(
       allowed = allowed.at[_common.token_id(name, t, vocab)].set(False)
     banned.append(allowed)
   allowed_l, allowed_r = banned
+  if logits_processor is None or callable(logits_processor):
+    proc_l = proc_r = logits_processor
+  elif isinstance(logits_processor, tuple) and len(logits_processor) == 2:
+    proc_l, proc_r = logits_processor
+  else:
+    raise TypeError("logits_processor must be None, a callable or a pair of them, got "
+                    f"{type(logits_processor).__name__}")
+  _processors.check_processor(proc_l, rows, vocab, length, name="l2r logits_processor")
+  _processors.check_processor(proc_r, rows, vocab, length, name="r2l logits_processor")
 
   def direction(probs, allowed, scores, seqs, index):
     """Top-K extensions of one direction from averaged probs `[B, K, V]`."""
@@ -147,17 +170,29 @@ def bidirectional_beam_search(
     """Generated `[B, K, L]` -> step-function prefixes `[B*K*K, L]`."""
     pre = jnp.concatenate(
         [jnp.full((batch, beams, 1), bos, jnp.int32), seqs[:, :, :length - 1]], axis=2)
-    pre = jnp.expand_dims(pre, repeat_axis)
-    return jnp.broadcast_to(pre, (batch, beams, beams, length)).reshape(rows, length)
+    return pair_rows(pre, repeat_axis)
+
+  def pair_rows(seqs, repeat_axis):
+    """`[B, K, L]` -> `[B*K*K, L]`, repeated over the partner axis."""
+    seqs = jnp.expand_dims(seqs, repeat_axis)
+    return jnp.broadcast_to(seqs, (batch, beams, beams, length)).reshape(rows, length)
+
+  def probs(logits, processor, seqs, repeat_axis, index):
+    """Processed logits `[B*K*K, V]` -> probabilities `[B, K, K, V]`."""
+    logits = logits.astype(jnp.float32)
+    if processor is None:
+      return jax.nn.softmax(logits, axis=-1).reshape(batch, beams, beams, vocab)
+    logits = processor(logits, pair_rows(seqs, repeat_axis), index)
+    p = jax.nn.softmax(logits, axis=-1)
+    return jnp.where(jnp.isnan(p), 0.0, p).reshape(batch, beams, beams, vocab)
 
   def body(c):
     index, state, seq_l, seq_r, score_l, score_r = c[:6]
     logits_l, logits_r, new_state = step_fn(
         prefixes(seq_l, ids["l2r_bos_id"], 2), prefixes(seq_r, ids["r2l_bos_id"], 1),
         state, index)
-    shape = (batch, beams, beams, vocab)
-    p_l = jax.nn.softmax(logits_l.astype(jnp.float32), axis=-1).reshape(shape)
-    p_r = jax.nn.softmax(logits_r.astype(jnp.float32), axis=-1).reshape(shape)
+    p_l = probs(logits_l, proc_l, seq_l, 2, index)
+    p_r = probs(logits_r, proc_r, seq_r, 1, index)
     top_l, par_l, tok_l, seq_l = direction(p_l.mean(axis=2), allowed_l, score_l,
                                            seq_l, index)
     top_r, par_r, tok_r, seq_r = direction(p_r.mean(axis=1), allowed_r, score_r,

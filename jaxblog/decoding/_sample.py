@@ -10,13 +10,14 @@ nucleus is computed on the `k` survivors only, so no full-vocabulary sort runs.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxblog.decoding import _common
+from jaxblog.decoding import _common, _processors
+from jaxblog.decoding._processors import LogitsProcessor
 
 
 def truncate_logits(logits: jax.Array, *, temperature=1.0, top_k: int = 0,
@@ -62,7 +63,8 @@ def truncate_logits(logits: jax.Array, *, temperature=1.0, top_k: int = 0,
 def sample(step_fn: Callable, state, rng: jax.Array, *, batch_size: int,
            max_len: int, bos_id: int, eos_id: int, temperature=1.0,
            top_k: int = 0, top_p: float = 1.0, num_samples: int | None = None,
-           min_len: int = 0, prompt=None, prompt_lengths=None):
+           min_len: int = 0, prompt=None, prompt_lengths=None,
+           logits_processor: Optional[LogitsProcessor] = None) -> jax.Array:
   """Samples continuations from a step function; jittable and batched.
 
   Args:
@@ -84,6 +86,12 @@ def sample(step_fn: Callable, state, rng: jax.Array, *, batch_size: int,
     min_len: `eos_id` is forbidden at positions `< min_len`.
     prompt: optional int `[B, P]` forced prefix, as in `beam_search`.
     prompt_lengths: optional int `[B]`.
+    logits_processor: optional `processor(logits [N, V], tokens int32 [N,
+      max_len], index) -> logits [N, V]` applied to each step's float32 logits
+      before temperature and truncation; row `r` of `tokens` holds sample
+      `r`'s tokens so far in `[:, :index]` (prompt included) and `eos_id`
+      after them. `None` compiles exactly the sampler without one. A row
+      whose every token is banned (`-inf`) draws id 0.
 
   Returns:
     int32 `[B, max_len]` (or `[B, S, max_len]` when `num_samples` is given).
@@ -112,16 +120,21 @@ def sample(step_fn: Callable, state, rng: jax.Array, *, batch_size: int,
   eos_id = _common.token_id("eos_id", eos_id, vocab)
   prompt, prompt_lengths = _common.prompt_args(prompt, prompt_lengths, batch, length)
   _common.check_ids_concrete("prompt", prompt, vocab)
+  _processors.check_processor(logits_processor, rows, vocab, length)
 
   def body(carry):
     index, tokens, state, seqs, ended = carry
     logits, state = step_fn(tokens, state, index)
     logits = logits.astype(jnp.float32)
+    if logits_processor is not None:
+      logits = logits_processor(logits, seqs, index)
     # Greedy (top_k=1): the arg-max of the logits is that of the
     # log-probabilities, so skip the normaliser and the draw (about 5 % of a
     # small decoder's step on CPU).
     greedy = top_k == 1
     scores = logits if greedy else jax.nn.log_softmax(logits, axis=-1)
+    if logits_processor is not None and not greedy:
+      scores = jnp.where(jnp.isnan(scores), -jnp.inf, scores)  # every token banned
     scores = _common.constrain_logp(scores.reshape(batch, copies, vocab), index,
                                     eos_id=eos_id, min_len=min_len, prompt=prompt,
                                     prompt_lengths=prompt_lengths).reshape(rows, vocab)

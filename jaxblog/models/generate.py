@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxblog import _checks
-from jaxblog.decoding import _common
+from jaxblog.decoding import Stationary
 from jaxblog.models.config import TransformerConfig
 from jaxblog.models.layers import CopiesCache
 from jaxblog.models.transformer import Transformer
@@ -115,8 +115,8 @@ def cached_decoder(model: Transformer, variables, input_ids: jax.Array,
   values = tuple(jnp.pad(v, (none, none, grow, none)) for _, v in kvs)
   state = {
       # Repeated per copy by the search (entry t * copies + c), never reordered.
-      "keys": _common.Stationary(keys, copy_axis=3),
-      "values": _common.Stationary(values, copy_axis=2),
+      "keys": Stationary(keys, copy_axis=3),
+      "values": Stationary(values, copy_axis=2),
       # source[r, t]: the copy whose entries hold row r's token of slot t; an
       # ordinary leaf, so a beam search reorders it with the hypotheses. It
       # stays 0 on the prompt, which every copy holds.

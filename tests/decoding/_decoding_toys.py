@@ -1,4 +1,5 @@
-"""Toy step functions shared by the decoding tests (a tiny RNN LM)."""
+"""Toy step functions shared by the decoding tests (a tiny RNN LM) and
+brute-force NumPy logits processors."""
 import itertools
 
 import jax
@@ -69,3 +70,24 @@ def exhaustive(model, state_row, *, max_len, bos, eos, alpha=0.0, min_len=0,
         hyps[tuple(seq[:length])] = total / ((5 + length) / 6) ** alpha
         break
   return sorted(((s, h) for h, s in hyps.items()), key=lambda x: -x[0])
+
+
+def np_repetition(logits, tokens, index, penalty):
+  """Repetition penalty, one seen id at a time."""
+  out = np.array(logits, np.float64)
+  for r in range(out.shape[0]):
+    for t in set(tokens[r, :index].tolist()):
+      z = out[r, t]
+      out[r, t] = z / penalty if z > 0 else z * penalty
+  return out
+
+
+def np_no_repeat(logits, tokens, index, n):
+  """n-gram blocking by comparing every earlier window with the suffix."""
+  out = np.array(logits, np.float64)
+  for r in range(out.shape[0]):
+    prefix = tokens[r, :index].tolist()
+    for s in range(len(prefix) - n + 1):
+      if prefix[s:s + n - 1] == prefix[len(prefix) - n + 1:]:
+        out[r, prefix[s + n - 1]] = -np.inf
+  return out

@@ -6,8 +6,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tests.decoding._decoding_toys import ToyRNN, exhaustive
-from jaxblog.decoding import beam_search, length_penalty_factor, sample
-from jaxblog.decoding._common import Stationary, tile_rows
+from jaxblog.decoding import Stationary, beam_search, length_penalty_factor, sample, tile_rows
 
 BOS, EOS = 0, 1
 

@@ -1,10 +1,12 @@
-"""bidirectional_beam_search vs a direct NumPy transcription of SPEC.md §4.3."""
+"""bidirectional_beam_search vs a direct NumPy transcription of the reference
+search of Su's "seq2seq之双向解码" (https://kexue.fm/archives/6877)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxblog.decoding import bidirectional_beam_search
+from tests.decoding._decoding_toys import np_no_repeat, np_repetition
+from jaxblog.decoding import bidirectional_beam_search, no_repeat_ngram, repetition_penalty
 
 PAD, UNK, START, END = 0, 1, 2, 3  # reference ids: L2R 2 -> 3, R2L 3 -> 2
 L2R_BAN, R2L_BAN = (PAD, UNK, START), (PAD, UNK, END)
@@ -74,8 +76,9 @@ def _softmax(z):
   return e / e.sum()
 
 
-def numpy_bidirectional(model, b, beams, length, eps=1e-6):
-  """SPEC.md §4.3 step by step for input `b`; returns (tokens, score, from_r2l)."""
+def numpy_bidirectional(model, b, beams, length, eps=1e-6, procs=(None, None)):
+  """The reference search step by step for input `b`; returns (tokens, score,
+  from_r2l). `procs` rewrite (logits, own generated tokens) per direction."""
   beams_l, beams_r = [([], 0.0)], [([], 0.0)]
   for i in range(length):
     p_l = np.zeros((len(beams_l), model.vocab))
@@ -83,6 +86,10 @@ def numpy_bidirectional(model, b, beams, length, eps=1e-6):
     for a, (seq_l, _) in enumerate(beams_l):
       for c, (seq_r, _) in enumerate(beams_r):
         z_l, z_r = model.numpy_logits([START] + seq_l, [END] + seq_r, i, b)
+        if procs[0] is not None:
+          z_l = procs[0](z_l, seq_l)
+        if procs[1] is not None:
+          z_r = procs[1](z_r, seq_r)
         p_l[a] += _softmax(z_l) / len(beams_r)
         p_r[c] += _softmax(z_r) / len(beams_l)
     new = []
@@ -131,6 +138,39 @@ def test_matches_numpy_reference(beams, gather, cached):
     assert True in {o[1] for o in outcomes}
 
 
+def _np_proc(fn, *args):
+  """A NumPy processor over one row's logits and its generated tokens."""
+  def proc(z, seq):
+    return fn(np.asarray(z)[None], np.asarray([seq], np.int64).reshape(1, -1),
+              len(seq), *args)[0]
+  return proc
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_processors_see_their_own_direction(pair):
+  length, batch, beams = 6, 2, 3
+  if pair:  # L2R: no repeated bigram; R2L: a repetition penalty
+    procs = (no_repeat_ngram(2), repetition_penalty(2.0))
+    np_procs = (_np_proc(np_no_repeat, 2), _np_proc(np_repetition, 2.0))
+  else:
+    procs = no_repeat_ngram(1)
+    np_procs = (_np_proc(np_no_repeat, 1),) * 2
+  for seed in (0, 1):
+    model = ToyPair(seed, length=length, end_bias=-1.0)
+    res = jax.jit(lambda s: bidirectional_beam_search(
+        model.cached_step, s, batch_size=batch, beam_size=beams, max_len=length,
+        logits_processor=procs, **KW))(model.cached_state(batch))
+    for b in range(batch):
+      tokens, score, from_r2l = numpy_bidirectional(model, b, beams, length,
+                                                    procs=np_procs)
+      want = tokens + [END] * (length - len(tokens))
+      np.testing.assert_array_equal(res.sequences[b], want)
+      np.testing.assert_allclose(res.scores[b], score, rtol=1e-4)
+      assert bool(res.from_r2l[b]) == from_r2l
+      if not pair:  # no token twice, whichever direction won
+        assert len(set(tokens)) == len(tokens), tokens
+
+
 def test_bad_arguments():
   model = ToyPair(0)
   kw = dict(batch_size=2, beam_size=2, max_len=6, **KW)
@@ -147,5 +187,10 @@ def test_bad_arguments():
       bidirectional_beam_search(model.step, model.state(), **{**kw, **extra})
   with pytest.raises(ValueError, match="leading axis 2"):
     bidirectional_beam_search(model.step, {"bias": jnp.zeros((3, 7))}, **kw)
+  with pytest.raises(TypeError, match="a callable or a pair"):
+    bidirectional_beam_search(model.step, model.state(), logits_processor=[None], **kw)
+  with pytest.raises(ValueError, match="r2l logits_processor must return"):
+    bidirectional_beam_search(model.step, model.state(),
+                              logits_processor=(None, lambda z, t, i: z[:1]), **kw)
   with pytest.raises(TypeError, match="2 logits"):
     bidirectional_beam_search(lambda lp, rp, s, i: (lp, s), model.state(), **kw)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxblog.decoding._common import top_k
+from jaxblog.decoding import top_k
 
 
 @pytest.mark.parametrize("shape,k,dtype", [
