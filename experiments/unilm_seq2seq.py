@@ -1,9 +1,11 @@
-"""BERT as seq2seq with the UniLM mask: headline <- lead paragraph (Su 2019, SPEC.md §6).
+"""BERT as seq2seq with the UniLM mask: headline <- lead paragraph.
 
-No pretrained Chinese BERT ships in any package (DATA.md §2), so a small
-character BERT (H=96, 4 layers, 4 heads, FFN 384) is first MLM-pretrained on
-the People's Daily text minus the valid/test pairs' lines. It is then
-fine-tuned on the DATA.md §4 (headline, lead paragraph) pairs, `[CLS] lead
+Article: Su 2019, 《从语言模型到Seq2Seq：Transformer如戏，全靠Mask》
+https://kexue.fm/archives/6933. No pretrained Chinese BERT ships in any
+installed package, so a small character BERT (H=96, 4 layers, 4 heads, FFN
+384) is first MLM-pretrained (`jaxblog.training.pretrain`) on the People's
+Daily text minus the valid/test pairs' lines. It is then fine-tuned on the
+(headline, lead paragraph) pairs of `jaxblog.data.headlines`, `[CLS] lead
 [SEP] title [SEP]` with segment ids 0/1 and the UniLM loss (predict each
 title token and the final `[SEP]`), four ways: UniLM mask vs a plain causal LM
 mask over the same concatenation, each from the pretrained weights and from
@@ -21,30 +23,47 @@ run — a few hundred pretraining and fine-tuning steps of a tiny model on
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from _char_bert import pretrain_mlm, warmup_adam
 from jaxblog import decoding
 from jaxblog.data import char_bert, headlines
 from jaxblog.data.vocab import Vocab
-from jaxblog.training import cli, loop, plots, report
-from jaxblog.models.transformer import Transformer
+from jaxblog.models.config import TransformerConfig
 from jaxblog.models.generate import cached_decoder
 from jaxblog.models.objectives import seq2seq_targets, token_cross_entropy
-from jaxblog.models.config import TransformerConfig
+from jaxblog.models.transformer import Transformer
+from jaxblog.training import batches, cli, loop, plots, report
+from jaxblog.training.pretrain import pretrain_mlm, warmup_adamw
 
 TITLE_LEN = 24
 
 
-def sizes(quick: bool) -> dict:
-  if quick:
-    return dict(pre_steps=200, pre_batch=32, pre_len=32, steps=150, batch=16, max_len=64,
-                beam=3)
-  return dict(pre_steps=4000, pre_batch=64, pre_len=64, steps=3000, batch=16, max_len=160,
-              beam=3)
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Quick (default) and full settings.
+
+  Attributes:
+    pre_steps, pre_batch, pre_len: MLM pretraining steps, windows per batch,
+      tokens per window.
+    steps, batch: fine-tuning steps and batch size.
+    max_len: lead + title tokens (title <= TITLE_LEN - 1 characters).
+    beam: beam size of the title decoding.
+  """
+  pre_steps: int = 200
+  pre_batch: int = 32
+  pre_len: int = 32
+  steps: int = 150
+  batch: int = 16
+  max_len: int = 64
+  beam: int = 3
+
+  @classmethod
+  def full(cls) -> "Config":
+    return cls(pre_steps=4000, pre_batch=64, pre_len=64, steps=3000, max_len=160)
 
 
 def lcs(a: str, b: str) -> int:
@@ -68,13 +87,10 @@ def scores(pred: str, gold: str) -> tuple:
   return f1, rl
 
 
-def finetune(mask, init, params0, config, train, s, seed, out):
+def finetune(mask, init, params0, config, train, cfg: Config, seed, out):
   model = Transformer(config)
   ids, seg, valid = train
-
-  def batch_fn(step):
-    idx = np.random.default_rng([seed, step]).integers(0, len(ids), s["batch"])
-    return {"ids": ids[idx], "seg": seg[idx], "valid": valid[idx]}
+  batch_fn = batches.random_batches({"ids": ids, "seg": seg, "valid": valid}, cfg.batch, seed)
 
   def loss_fn(p, b, rng):
     del rng
@@ -84,15 +100,15 @@ def finetune(mask, init, params0, config, train, s, seed, out):
     return loss, {"token_accuracy": acc}
 
   params = jax.tree.map(jnp.copy, params0)  # `loop.fit` donates its parameters
-  result = loop.fit(params=params, optimizer=warmup_adam(5e-4, s["steps"], s["steps"] // 10),
-                    loss_fn=loss_fn, batch_fn=batch_fn, num_steps=s["steps"], seed=seed,
+  result = loop.fit(params=params, optimizer=warmup_adamw(5e-4, cfg.steps, cfg.steps // 10),
+                    loss_fn=loss_fn, batch_fn=batch_fn, num_steps=cfg.steps, seed=seed,
                     out_dir=out / f"{mask}_{init}", log_every=20, progress=False,
                     name="finetune")
   return result.state.params, result.history, result.seconds
 
 
-def decode(model, params, vocab, texts, s, mask):
-  src_len = s["max_len"] - TITLE_LEN - 1
+def decode(model, params, vocab, texts, cfg: Config, mask):
+  src_len = cfg.max_len - TITLE_LEN - 1
   ids, valid = char_bert.encode(vocab, texts, src_len)
 
   @jax.jit
@@ -100,7 +116,7 @@ def decode(model, params, vocab, texts, s, mask):
     step_fn, state = cached_decoder(model, {"params": p}, ids, None, valid,
                                     max_new_tokens=TITLE_LEN, application=mask,
                                     target_segment=1)
-    seqs, _ = decoding.beam_search(step_fn, state, batch_size=ids.shape[0], beam_size=s["beam"],
+    seqs, _ = decoding.beam_search(step_fn, state, batch_size=ids.shape[0], beam_size=cfg.beam,
                                    max_len=TITLE_LEN, bos_id=char_bert.CLS,
                                    eos_id=char_bert.SEP, min_len=1)
     return seqs[:, 0]
@@ -118,30 +134,30 @@ def main(argv=None):
   args = cli.parse_args(__doc__, argv, extra)
   if not headlines.available():
     cli.missing_data(headlines.INSTALL_HINT)
-  s = sizes(args.quick)
-  s.update({k: v for k, v in (("pre_steps", args.pre_steps), ("steps", args.steps),
-                                             ("max_len", args.max_len)) if v})
+  cfg = Config() if args.quick else Config.full()
+  cfg = dataclasses.replace(cfg, **{k: v for k, v in (
+      ("pre_steps", args.pre_steps), ("steps", args.steps), ("max_len", args.max_len)) if v})
   splits = headlines.load(seed=0)
   held = headlines.held_out_lines(splits)
   corpus = [p for i, p in enumerate(headlines.paragraphs()) if i not in held]
   vocab = Vocab.build(corpus, min_count=3)
   config = TransformerConfig(vocab_size=len(vocab), hidden_size=96, num_layers=4, num_heads=4,
-                             intermediate_size=384, max_position=s["max_len"], with_mlm=True)
+                             intermediate_size=384, max_position=cfg.max_len, with_mlm=True)
   pre_params, pre_hist, pre_seconds = pretrain_mlm(
-      config, vocab, corpus, steps=s["pre_steps"], batch=s["pre_batch"], length=s["pre_len"],
+      config, vocab, corpus, steps=cfg.pre_steps, batch=cfg.pre_batch, length=cfg.pre_len,
       lr=2e-3, seed=args.seed, out_dir=args.out)
   scratch = jax.jit(Transformer(config).init)(jax.random.key(args.seed + 1),
                                        jnp.zeros((1, 8), jnp.int32))["params"]
-  train = char_bert.encode_pairs(vocab, splits.train.texts, splits.train.titles, s["max_len"],
+  train = char_bert.encode_pairs(vocab, splits.train.texts, splits.train.titles, cfg.max_len,
                                 max_second=TITLE_LEN - 1)
 
   rows, examples, curves, extra = [], [], {}, {}
   for mask in ("unilm", "lm"):
     for init, params0 in (("pretrained", pre_params), ("scratch", scratch)):
-      params, hist, seconds = finetune(mask, init, params0, config, train, s, args.seed, args.out)
-      preds = decode(Transformer(config), params, vocab, splits.test.texts, s, mask)
+      params, hist, seconds = finetune(mask, init, params0, config, train, cfg, args.seed, args.out)
+      preds = decode(Transformer(config), params, vocab, splits.test.texts, cfg, mask)
       f1, rl = np.mean([scores(p, g) for p, g in zip(preds, splits.test.titles)], axis=0)
-      rows.append((mask, init, s["steps"], hist[-1]["loss"], float(100 * f1), float(100 * rl),
+      rows.append((mask, init, cfg.steps, hist[-1]["loss"], float(100 * f1), float(100 * rl),
                    seconds))
       curves[f"{mask} / {init}"] = ([h["step"] for h in hist], [h["loss"] for h in hist])
       extra[f"{mask}_{init}"] = {"char_f1": float(f1), "rouge_l": float(rl),
@@ -162,18 +178,18 @@ def main(argv=None):
       report.Claim("pretrained BERT weights make seq2seq learn much faster",
                    "readable titles after ~1000 steps", f"ROUGE-L "
                    f"{res[('unilm', 'pretrained')][5]:.1f} vs {res[('unilm', 'scratch')][5]:.1f} "
-                   f"(scratch) after {s['steps']} steps",
+                   f"(scratch) after {cfg.steps} steps",
                    None if decide is None else pre_wins),
   ]
   report.write(
       args.out, title="UniLM seq2seq: headline <- lead paragraph",
-      summary=(f"Char BERT (H=96, L=4, vocab {len(vocab)}) MLM-pretrained for {s['pre_steps']} "
-               f"steps of {s['pre_batch']}x{s['pre_len']} chars ({pre_seconds:.0f} s; final "
+      summary=(f"Char BERT (H=96, L=4, vocab {len(vocab)}) MLM-pretrained for {cfg.pre_steps} "
+               f"steps of {cfg.pre_batch}x{cfg.pre_len} chars ({pre_seconds:.0f} s; final "
                f"MLM loss {pre_hist[-1]['loss']:.2f}, accuracy "
                f"{pre_hist[-1]['mlm_accuracy']:.2f}) on People's Daily without the valid/test "
                f"pairs. Fine-tuning: {len(splits.train.titles)} train pairs, "
-               f"{s['steps']} steps of batch {s['batch']}, max length {s['max_len']} (title "
-               f"<= {TITLE_LEN - 1} chars), AdamW 5e-4; beam {s['beam']} decoding on the "
+               f"{cfg.steps} steps of batch {cfg.batch}, max length {cfg.max_len} (title "
+               f"<= {TITLE_LEN - 1} chars), AdamW 5e-4; beam {cfg.beam} decoding on the "
                f"{len(splits.test.titles)} test pairs. "
                f"{'Quick mode: smoke scale, titles are not expected to be readable.' if args.quick else ''}"),
       tables={"test scores": report.markdown_table(
