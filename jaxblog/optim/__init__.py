@@ -20,22 +20,29 @@ from jaxblog.optim._ema import EmaState, ema, ema_params
 from jaxblog.optim._layer_adaptation import layer_adaptation
 from jaxblog.optim._lazy import lazy, lazy_adam, scale_by_lazy_adam
 from jaxblog.optim._lookahead import LookaheadState, lookahead
+from jaxblog.optim._multipliers import layerwise_lr_decay, scale_by_name
 from jaxblog.optim._schedule import piecewise_linear
+from jaxblog.optim._swa import SwaState, swa, swa_params
 from jaxblog.optim._weight_decay import weight_decay
 
 __all__ = [
     "AccumulateState",
     "EmaState",
     "LookaheadState",
+    "SwaState",
     "accumulate",
     "derive",
     "ema",
     "ema_params",
     "layer_adaptation",
+    "layerwise_lr_decay",
     "lazy",
     "lazy_adam",
     "lookahead",
     "piecewise_linear",
     "scale_by_lazy_adam",
+    "scale_by_name",
+    "swa",
+    "swa_params",
     "weight_decay",
 ]

@@ -14,18 +14,24 @@ to `inner` once per `k` calls. Two semantics:
   number when the update runs, so bias corrections and schedules count
   micro-steps as in the reference.
 
+Like `MultiSteps`, `mode="optax"` also takes a schedule `gradient_step -> k`
+(the number of micro-steps of the current cycle may change between real
+updates, e.g. to grow the batch) and a `should_skip_update_fn` with optax's
+signature (`optax.skip_not_finite`, `optax.skip_large_updates`): a skipped
+micro-step leaves the whole state as it was, as if it never happened.
+
 Unlike `MultiSteps`, the inner update sits in a `lax.cond` that is taken only
 on the emitting micro-step, so an expensive inner optimizer costs 1/k per
 micro-step, and the state holds a single accumulator tree (no separate
 "new inner state" selected with `jnp.where` over the whole state).
 
 References:
-  SPEC.md §1.4 (《6个派生优化器的简单介绍及其实现》 and the 2019 post on
-  gradient accumulation, kexue.fm 6794).
+  Su, 《6个派生优化器的简单介绍及其实现》, https://kexue.fm/archives/7094, and
+  the 2019 post on gradient accumulation, https://kexue.fm/archives/6794.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,10 +53,13 @@ class AccumulateState(NamedTuple):
       holds the last cycle's mean right after an update, and is overwritten
       by the next gradient); `"bert4keras"`: running sum.
     inner_state: the wrapped transformation's state.
+    gradient_step: int32 scalar, real updates made so far (the argument of
+      a `steps` schedule and of `should_skip_update_fn`).
   """
   micro_step: jax.Array
   acc: Any
   inner_state: Any
+  gradient_step: jax.Array
 
 
 def _increment(count):
@@ -66,17 +75,28 @@ def _set_counters(inner_state, step):
   return jax.tree.map(set_leaf, inner_state)
 
 
-def accumulate(inner: optax.GradientTransformation, steps: int,
-               mode: str = "optax") -> optax.GradientTransformation:
+def accumulate(
+    inner: optax.GradientTransformation,
+    steps: int | Callable[[jax.Array], Any],
+    mode: str = "optax",
+    *,
+    should_skip_update_fn: Callable[..., tuple[jax.Array, Any]] | None = None,
+) -> optax.GradientTransformationExtraArgs:
   """Accumulates `steps` micro-step gradients per real update of `inner`.
 
   Args:
     inner: a complete transformation (it already scales by the learning
       rate), e.g. `optax.adamw(1e-3)`.
-    steps: micro-steps per real update, an int >= 1.
+    steps: micro-steps per real update, an int >= 1, or (`mode="optax"`) a
+      schedule `gradient_step -> k` (int32 scalar in, integer >= 1 out) as
+      `MultiSteps`' `every_k_schedule`.
     mode: `"optax"` (same trajectory as `optax.MultiSteps(inner, steps)`) or
-      `"bert4keras"` (the reference semantics of SPEC.md §1.4, see the module
-      docstring).
+      `"bert4keras"` (the reference's semantics, see the module docstring;
+      constant `steps` only, no skipping).
+    should_skip_update_fn: optional `fn(updates, gradient_step, params) ->
+      (bool scalar, info)` as in `MultiSteps` (e.g. `optax.skip_not_finite`);
+      a micro-step it flags is ignored (zero update, state unchanged). `info`
+      is not stored.
 
   Returns:
     An `optax.GradientTransformation`; its state is an `AccumulateState`.
@@ -84,27 +104,50 @@ def accumulate(inner: optax.GradientTransformation, steps: int,
     zeros (same dtypes) otherwise.
 
   Raises:
-    ValueError: `steps < 1` or an unknown `mode`.
+    ValueError: `steps < 1`, an unknown `mode`, a schedule or skip function
+      with `mode="bert4keras"`, or (at trace time) a skip function that does
+      not return a bool scalar.
 
   Example:
     >>> import optax, jax.numpy as jnp
     >>> from jaxblog import optim
-    >>> tx = optim.accumulate(optax.adam(1e-3), 4)
-    >>> state = tx.init({"w": jnp.zeros(3)})
+    >>> tx = optim.accumulate(optax.sgd(1.0), 2, should_skip_update_fn=optax.skip_not_finite)
+    >>> params = {"w": jnp.zeros(())}
+    >>> state = tx.init(params)
+    >>> for g in (1.0, jnp.nan, 3.0):  # the NaN micro-step is ignored
+    ...   u, state = tx.update({"w": jnp.asarray(g)}, state, params)
+    >>> float(u["w"]), int(state.gradient_step)  # -mean(1, 3)
+    (-2.0, 1)
 
   References:
-    SPEC.md §1.4; kexue.fm 6794 (gradient accumulation).
+    Su, https://kexue.fm/archives/7094 and https://kexue.fm/archives/6794
+    (gradient accumulation); optax `MultiSteps`.
   """
-  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-    raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+  scheduled = callable(steps)
+  if not scheduled and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+    raise ValueError(f"steps must be an int >= 1 or a schedule, got {steps!r}")
   if mode not in _MODES:
     raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+  if mode == "bert4keras" and (scheduled or should_skip_update_fn is not None):
+    raise ValueError(
+        "accumulate(mode='bert4keras') takes a constant int `steps` and no "
+        "`should_skip_update_fn` (the reference has neither); use mode='optax'")
   inner = optax.with_extra_args_support(inner)
 
   def init_fn(params):
     acc = jax.tree.map(
         lambda p: jnp.zeros(jnp.shape(p), _checks.compute_dtype(jnp.result_type(p))), params)
-    return AccumulateState(jnp.zeros([], jnp.int32), acc, inner.init(params))
+    zero = jnp.zeros([], jnp.int32)
+    return AccumulateState(zero, acc, inner.init(params), zero)
+
+  def skip_flag(updates, state, params):
+    skip, _ = should_skip_update_fn(updates, state.gradient_step, params)
+    skip = jnp.asarray(skip)
+    if (skip.dtype, skip.shape) != (jnp.bool_, ()):
+      raise ValueError(
+          "should_skip_update_fn must return a bool scalar first, got dtype "
+          f"{skip.dtype} and shape {skip.shape}")
+    return skip
 
   def run_inner(grads, inner_state, params, extra):
     return inner.update(grads, inner_state, params, **extra)
@@ -116,7 +159,12 @@ def accumulate(inner: optax.GradientTransformation, steps: int,
 
   def update_optax(updates, state, params, extra):
     n = state.micro_step
-    emit = n == steps - 1
+    k = jnp.asarray(steps(state.gradient_step)).astype(jnp.int32) if scheduled else steps
+    emit = n == k - 1
+    skip = None
+    if should_skip_update_fn is not None:
+      skip = skip_flag(updates, state, params)
+      emit = emit & ~skip
     scale = 1.0 / (n + 1).astype(jnp.float32)
 
     def running_mean(acc):
@@ -135,19 +183,24 @@ def accumulate(inner: optax.GradientTransformation, steps: int,
     # emitting branch reads the finished mean. No branch writes `acc`, so XLA
     # keeps one accumulator buffer and copies nothing.
     acc = running_mean(state.acc)
+    if skip is not None:
+      acc = jax.tree.map(lambda new, old: jnp.where(skip, old, new), acc, state.acc)
 
     def do(acc, inner_state, params):
       return run_inner(as_grads(acc), inner_state, params, extra)
 
-    def skip(acc, inner_state, params):
+    def pass_through(acc, inner_state, params):
       return zeros_like_inner(as_grads(acc), inner_state, params, extra), inner_state
 
-    if steps == 1:
+    if steps == 1 and skip is None:
       out, inner_state = do(acc, state.inner_state, params)
     else:
-      out, inner_state = jax.lax.cond(emit, do, skip, acc, state.inner_state, params)
+      out, inner_state = jax.lax.cond(emit, do, pass_through, acc, state.inner_state, params)
     micro = jnp.where(emit, 0, n + 1).astype(jnp.int32)
-    return out, AccumulateState(micro, acc, inner_state)
+    if skip is not None:
+      micro = jnp.where(skip, n, micro)
+    gradient_step = jnp.where(emit, _increment(state.gradient_step), state.gradient_step)
+    return out, AccumulateState(micro, acc, inner_state, gradient_step)
 
   def update_bert4keras(updates, state, params, extra):
     t = state.micro_step
@@ -161,14 +214,15 @@ def accumulate(inner: optax.GradientTransformation, steps: int,
           mean_grads(acc), _set_counters(inner_state, t), params, extra)
       return out, inner_state
 
-    def skip(acc, inner_state, params):
+    def pass_through(acc, inner_state, params):
       return zeros_like_inner(mean_grads(acc), inner_state, params, extra), inner_state
 
-    out, inner_state = jax.lax.cond(emit, do, skip, state.acc, state.inner_state, params)
+    out, inner_state = jax.lax.cond(emit, do, pass_through, state.acc, state.inner_state, params)
     acc = jax.tree.map(
         lambda g, a: jnp.where(emit, g.astype(a.dtype), a + g.astype(a.dtype)),
         updates, state.acc)
-    return out, AccumulateState(_increment(t), acc, inner_state)
+    gradient_step = jnp.where(emit, _increment(state.gradient_step), state.gradient_step)
+    return out, AccumulateState(_increment(t), acc, inner_state, gradient_step)
 
   def update_fn(updates, state, params=None, **extra):
     if mode == "optax":
