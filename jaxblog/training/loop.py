@@ -102,7 +102,8 @@ def fit(*, params, optimizer: optax.GradientTransformation, loss_fn: LossFn,
         batch_fn: Callable[[int], Any], num_steps: int, seed: int = 0,
         model_state=None, out_dir: pathlib.Path | None = None, checkpoint_every: int = 0,
         eval_fn: Callable[[Any], Mapping[str, float]] | None = None,
-        eval_every: int = 0, log_every: int = 50, mesh=None,
+        eval_every: int = 0, eval_weights: Callable[[Any, Any], Any] | None = None,
+        log_every: int = 50, mesh=None,
         progress: bool = True, name: str = "train") -> FitResult:
   """Trains `params` for `num_steps` steps; resumes if `out_dir` has a checkpoint.
 
@@ -124,6 +125,10 @@ def fit(*, params, optimizer: optax.GradientTransformation, loss_fn: LossFn,
     checkpoint_every: save every this many steps (0: only at the end).
     eval_fn: `eval_fn(params) -> {metric: float}`, run every `eval_every`
       steps and at the end.
+    eval_every: evaluate every this many steps (0: only at the end).
+    eval_weights: `eval_weights(params, opt_state) -> weights` handed to
+      `eval_fn` instead of the params, e.g. the EMA of the weights kept in
+      the optimizer state (`lambda p, s: optim.ema_params(s, p)`).
     log_every: fetch metrics to the host every this many steps.
     mesh: a `jax.sharding.Mesh` (default: all devices, see `sharding`).
     progress: show a progress bar (steps/s, loss, ETA).
@@ -182,6 +187,10 @@ def fit(*, params, optimizer: optax.GradientTransformation, loss_fn: LossFn,
     if bar is not None and "loss" in row:
       bar.set_postfix(loss=f"{row['loss']:.4f}")
 
+  def evaluate_state():
+    weights = state.params if eval_weights is None else eval_weights(state.params, state.opt_state)
+    return eval_fn(weights)
+
   for step in range(start, num_steps):
     batch = sharding.shard_batch(batch_fn(step), mesh)
     state, metrics = train_step(state, batch)
@@ -189,13 +198,13 @@ def fit(*, params, optimizer: optax.GradientTransformation, loss_fn: LossFn,
     done = step + 1
     evaluate = eval_fn is not None and (done == num_steps or (eval_every and done % eval_every == 0))
     if done % max(log_every, 1) == 0 or done == num_steps or evaluate:
-      flush(done, eval_fn(state.params) if evaluate else None)
+      flush(done, evaluate_state() if evaluate else None)
     if ckpt is not None and (done == num_steps or (checkpoint_every and done % checkpoint_every == 0)):
       ckpt.save(done, state)
     if bar is not None:
       bar.update(1)
   if eval_fn is not None and start == num_steps and not history:
-    flush(num_steps, eval_fn(state.params))
+    flush(num_steps, evaluate_state())
   if bar is not None:
     bar.close()
   if ckpt is not None:

@@ -122,3 +122,29 @@ def test_model_state_is_carried_and_checkpointed(tmp_path):
   assert resumed.resumed_from == 4
   for a, b in zip(_leaves(full.state), _leaves(resumed.state)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_eval_weights_see_the_optimizer_state():
+  import optax
+
+  from jaxblog import optim
+  from jaxblog.training import loop
+
+  params = {"w": np.ones((4,), np.float32)}
+  tx = optim.derive(optax.scale_by_adam(), 0.1, ema=0.5)
+  seen = []
+
+  def eval_fn(weights):
+    seen.append(np.asarray(weights["w"]))
+    return {"w0": float(weights["w"][0])}
+
+  res = loop.fit(params=params, optimizer=tx,
+                 loss_fn=lambda p, b, rng: (jax.numpy.sum(b["x"] @ p["w"]), {}),
+                 batch_fn=lambda step: {"x": np.ones((4, 4), np.float32)}, num_steps=4,
+                 eval_fn=eval_fn, eval_every=2,
+                 eval_weights=lambda p, s: optim.ema_params(s, p), progress=False)
+  assert [h["step"] for h in res.history if "eval_w0" in h] == [2, 4]
+  final = np.asarray(res.state.params["w"])
+  ema = np.asarray(optim.ema_params(res.state.opt_state, res.state.params)["w"])
+  np.testing.assert_allclose(seen[-1], ema)
+  assert not np.allclose(ema, final)
