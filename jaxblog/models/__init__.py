@@ -19,6 +19,7 @@ _LAZY = {
     "load_hf_albert": "jaxblog.models.hf_loader",
     "keep_tokens": "jaxblog.models.hf_loader",
     "cached_decoder": "jaxblog.models.generate",
+    "EntityLinker": "jaxblog.models.el",
     "NL2SQLModel": "jaxblog.models.nl2sql",
 }
 
