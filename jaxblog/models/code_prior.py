@@ -1,4 +1,4 @@
-"""Autoregressive prior over a VQ-VAE code grid (SPEC.md §2.2, "PixelAtt").
+"""Autoregressive prior over a VQ-VAE code grid (the article's "PixelAtt").
 
 The reference flattens the m×m code matrix row-major, shifts it by one with a
 start token, adds learned token + row + column embeddings, and runs a stack of
@@ -37,7 +37,8 @@ class CodePrior(nn.Module):
       (reference: 256, 4, 8, 256).
 
   References:
-    Su 2019, "VQ-VAE的简明介绍" (SPEC.md §2.2, PixelAtt prior).
+    Su 2019, 《VQ-VAE的简明介绍：量子化自编码器》 https://kexue.fm/archives/6760
+    (the PixelAtt prior).
   """
   num_codes: int
   grid: Tuple[int, int] = (7, 7)
@@ -130,12 +131,17 @@ def shift_codes(codes, num_codes: int):
   return jnp.concatenate([start, flat[:, :-1]], axis=1)
 
 
-def prior_loss(model: CodePrior, params, codes):
-  """Mean next-code cross-entropy (nats per code) of `[B, rows, cols]` codes."""
+def code_nll(model: CodePrior, params, codes: jax.Array) -> jax.Array:
+  """Next-code cross-entropy of each grid (nats per code): `[B, rows, cols]` codes -> `[B]`."""
   logits = model.apply(params, shift_codes(codes, model.num_codes))
   targets = codes.reshape(codes.shape[0], -1)
   logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], axis=-1))
+  return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0], axis=-1)
+
+
+def prior_loss(model: CodePrior, params, codes: jax.Array) -> jax.Array:
+  """Mean next-code cross-entropy (nats per code) of `[B, rows, cols]` codes."""
+  return jnp.mean(code_nll(model, params, codes))
 
 
 def sample_codes(model: CodePrior, params, rng, batch_size: int, *, temperature: float = 1.0,

@@ -41,12 +41,3 @@ def classification_loss(model: nn.Module):
     return loss, {"accuracy": acc}
 
   return loss_fn
-
-
-def accuracy(model: nn.Module, params, x, y, batch_size: int = 1000) -> float:
-  """Accuracy of `model` on `(x, y)`, evaluated in jitted chunks."""
-  apply = jax.jit(lambda p, xb: jnp.argmax(model.apply({"params": p}, xb), -1))
-  hits = 0
-  for i in range(0, len(y), batch_size):
-    hits += int(jnp.sum(apply(params, x[i:i + batch_size]) == y[i:i + batch_size]))
-  return hits / max(len(y), 1)

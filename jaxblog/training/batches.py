@@ -9,12 +9,13 @@ so it compiles once whatever the data set size.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import jax
 import numpy as np
 
 Arrays = Mapping[str, np.ndarray]
+Seed = Union[int, Sequence[int]]
 
 
 def _size(data: Arrays) -> int:
@@ -55,14 +56,19 @@ def epoch_batches(data: Arrays, batch_size: int, seed: int) -> Callable[[int], d
   return batch_fn
 
 
-def random_batches(data: Arrays, batch_size: int, seed: int) -> Callable[[int], dict]:
-  """`batch_fn(step)` drawing `batch_size` rows with replacement, seeded by `[seed, step]`."""
+def random_batches(data: Arrays, batch_size: int, seed: Seed) -> Callable[[int], dict]:
+  """`batch_fn(step)` drawing `batch_size` rows with replacement, seeded by `[*seed, step]`.
+
+  `seed` is an int or a sequence of ints (e.g. `(seed, 7)` for a second
+  stream of draws with the same run seed).
+  """
+  entropy = [int(seed)] if np.ndim(seed) == 0 else [int(s) for s in seed]
   n = _size(data)
   if n < 1 or batch_size < 1:
     raise ValueError(f"need data and batch_size >= 1, got {n} rows and batch_size={batch_size}")
 
   def batch_fn(step: int) -> dict:
-    idx = np.random.default_rng([seed, step]).integers(0, n, batch_size)
+    idx = np.random.default_rng([*entropy, step]).integers(0, n, batch_size)
     return {k: v[idx] for k, v in data.items()}
 
   return batch_fn
