@@ -1,13 +1,13 @@
 """Training objectives of the BERT family: MLM corruption and losses, UniLM seq2seq loss.
 
 Kept apart from the model so the same `Transformer` serves pretraining (masked LM),
-seq2seq fine-tuning (the UniLM loss of SPEC.md §6.2: predict token `t+1`
+seq2seq fine-tuning (the UniLM loss: predict token `t+1`
 from position `t` wherever `t+1` is in the target segment) and a plain causal
 LM over the concatenation (the naive baseline the article argues against).
 All losses are means over counted positions and stay finite when nothing is
 counted.
 
-References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask" (SPEC.md §6.2);
+References: Su 2019, 《从语言模型到Seq2Seq：Transformer如戏，全靠Mask》 https://kexue.fm/archives/6933;
 Devlin et al. 2019 (BERT's 15 % / 80-10-10 masking).
 """
 from __future__ import annotations
@@ -90,7 +90,7 @@ def token_cross_entropy(logits: jax.Array, targets: jax.Array, weights: jax.Arra
 
 def seq2seq_targets(ids: jax.Array, segment_ids: jax.Array, valid: jax.Array
                     ) -> Tuple[jax.Array, jax.Array]:
-  """Next-token targets and weights of the UniLM loss (SPEC.md §6.2).
+  """Next-token targets and weights of the UniLM loss.
 
   Position `t` predicts `ids[t+1]`, counted where `t+1` is a valid target
   token (`segment_ids == 1`): every target token and the final `[SEP]`, never

@@ -6,7 +6,7 @@ ALBERT an `E -> H` projection), `num_layers` blocks (separate parameters
 `config.share_layers`), and an optional MLM head tied to the token embedding
 (Dense + activation + LayerNorm, then `h @ E^T + bias`).
 
-Which model it is depends on the mask (SPEC.md §6.1): `application_mask`
+Which model it is depends on the mask ("Transformer如戏，全靠Mask"): `application_mask`
 turns an application name plus padding / segment ids / a generation order into
 the bool mask, using `jaxblog.masks` only. The permutation LM has two
 equivalent forms and both are supported: tokens in original order with
@@ -16,8 +16,8 @@ original `positions` under the causal mask.
 `prefill` and `decode_step` are the two halves of cached decoding used by
 `jaxblog.models.generate`; they share every parameter with `__call__`.
 
-References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask" (SPEC.md §6);
-Su 2020, "抛开约束，增强模型：一行代码提升albert表现" (SPEC.md §7.1).
+References: Su 2019, 《从语言模型到Seq2Seq：Transformer如戏，全靠Mask》 https://kexue.fm/archives/6933;
+Su 2020, 《抛开约束，增强模型：一行代码提升albert表现》 https://kexue.fm/archives/7187.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def application_mask(application: str, valid: jax.Array,
   Returns:
     bool `[B, T, T]`.
 
-  References: SPEC.md §6.1.
+  References: Su 2019, 《从语言模型到Seq2Seq：Transformer如戏，全靠Mask》 https://kexue.fm/archives/6933.
   """
   _checks.require_bool("valid", valid)
   _checks.require_min_rank("valid", valid, 2, "[B, T]")

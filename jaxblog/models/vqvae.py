@@ -1,4 +1,4 @@
-"""VQ-VAE for 28×28 grey-scale images (SPEC.md §2.2, scaled down).
+"""VQ-VAE for 28×28 grey-scale images (the article's layout, scaled down).
 
 The reference (`vq_vae_keras.py`) maps 128×128 images to a 32×32 code grid
 with two 4×4 stride-2 convolutions, BatchNorm and residual blocks
@@ -9,7 +9,7 @@ code width `code_dim` so the codebook size does not tie the conv width.
 
 The quantizer is `jaxblog.vq.quantize`, in one of two flavours:
 * `ema=False`: the codebook is a parameter trained by the codebook loss
-  (Su's β = 1, γ = 0.25; SPEC.md §2.1);
+  (Su's β = 1, γ = 0.25);
 * `ema=True`: the codebook lives in the `vq_stats` collection as an
   `EMAState` and moves by `ema_update` (codebook weight 0) — optionally with
   `restart_dead_codes` every training step. Like BatchNorm's `batch_stats`,
@@ -47,7 +47,7 @@ class VQVAEOutput(NamedTuple):
 
 
 class ResidualBlock(nn.Module):
-  """`x + conv1×1(ReLU(BN(conv3×3(ReLU(x)))))` (SPEC.md §2.2)."""
+  """`x + conv1×1(ReLU(BN(conv3×3(ReLU(x)))))` (the reference's residual block)."""
   channels: int
 
   @nn.compact
@@ -166,7 +166,9 @@ class VQVAE(nn.Module):
     out_channels: image channels.
 
   References:
-    Su 2019, "VQ-VAE的简明介绍" (SPEC.md §2.2), van den Oord et al. 2017.
+    Su 2019, 《VQ-VAE的简明介绍：量子化自编码器》 https://kexue.fm/archives/6760;
+    van den Oord, Vinyals & Kavukcuoglu 2017, "Neural Discrete Representation
+    Learning" (arXiv:1711.00937).
   """
   num_codes: int = 256
   code_dim: int = 32

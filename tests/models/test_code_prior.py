@@ -1,4 +1,4 @@
-"""Code prior (SPEC.md §2.2 PixelAtt): causality, cached steps, sampling."""
+"""Code prior (the article's PixelAtt): causality, cached steps, sampling."""
 import jax
 import jax.numpy as jnp
 import numpy as np

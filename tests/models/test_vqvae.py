@@ -1,4 +1,4 @@
-"""VQ-VAE model (SPEC.md §2.2 at 28×28): shapes, both codebook variants, EMA state."""
+"""VQ-VAE model (the article's layout at 28×28): shapes, both codebook variants, EMA state."""
 import jax
 import jax.numpy as jnp
 import numpy as np
