@@ -3,7 +3,8 @@
 Submodules are imported lazily (on first attribute access), so a model file
 with heavy or optional dependencies never slows or breaks the others. Import
 what you need, e.g. `from jaxblog.models import load_hf_bert, unshare` or
-`from jaxblog.models.transformer import Transformer`.
+`from jaxblog.models.transformer import Transformer`. The Transformer family
+and its mask-decides-the-model design: docs/models.md.
 """
 import importlib
 
@@ -19,9 +20,22 @@ _LAZY = {
     "load_hf_albert": "jaxblog.models.hf_loader",
     "keep_tokens": "jaxblog.models.hf_loader",
     "cached_decoder": "jaxblog.models.generate",
+    "Attention": "jaxblog.models.layers",
+    "Block": "jaxblog.models.layers",
+    # Built from the same blocks: tagger (article 8), bidirectional decoder (article 4).
+    "Tagger": "jaxblog.models.tagger",
+    "TaggerConfig": "jaxblog.models.tagger",
+    "BiDecoderSeq2Seq": "jaxblog.models.bidecoder",
+    # VQ-VAE and its code prior (article 2); the optimizer articles' small models (article 1).
+    "VQVAE": "jaxblog.models.vqvae",
+    "CodePrior": "jaxblog.models.code_prior",
+    "MLP": "jaxblog.models.mlp",
+    "CharClassifier": "jaxblog.models.char_classifier",
     "EntityLinker": "jaxblog.models.el",
     "NL2SQLModel": "jaxblog.models.nl2sql",
 }
+
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name):
