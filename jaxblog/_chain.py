@@ -13,6 +13,7 @@ run on static shapes, so they cost nothing under `jax.jit`; bad input raises
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -45,7 +46,7 @@ def _batch_shape(emissions, others) -> tuple:
     if x is None:
       continue
     try:
-      batch = tuple(np.broadcast_shapes(batch, tuple(np.shape(x))[:-1]))
+      batch = tuple(jnp.broadcast_shapes(batch, tuple(np.shape(x))[:-1]))
     except ValueError:
       raise ValueError(
           f"{name} has shape {np.shape(x)}, whose leading batch axes "
@@ -144,7 +145,7 @@ def prepare(emissions: ArrayLike, transitions: ArrayLike,
     check_tag_range(tags, mask, k)
   dtype = _checks.compute_dtype(jnp.result_type(
       emissions, transitions, *(v for v in (start, end) if v is not None)))
-  n = int(np.prod(batch, dtype=np.int64))
+  n = math.prod(batch)  # an int, or a symbolic dimension under jax.export
   em = jnp.broadcast_to(jnp.asarray(emissions, dtype), batch + (length, k))
   em = em.reshape(n, length, k)
   if mask is None:

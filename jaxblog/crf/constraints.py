@@ -1,26 +1,42 @@
-"""Allowed-transition masks for the BIO, BIOES and BMES tag schemes.
+"""Allowed-transition masks for the BIO, BIOES, BIOUL and BMES tag schemes.
 
 Design: the helper works on label *strings* once, outside `jit`, and returns
 plain bool arrays (`transitions [K, K]`, `start [K]`, `end [K]`). `constrain`
 turns them into score arrays with `-inf` (or any large negative) at forbidden
 entries; every CRF function accepts those without NaN values or gradients and
 Viterbi never returns a forbidden path. Training and decoding then see the same
-constraints (the mead-baseline#80 lesson, ANCHORS.md §2.3).
+constraints (taking constraints into training too is the lesson of
+mead-ml/mead-baseline#80).
 
 Label syntax: `"O"` (outside), or a prefix letter optionally followed by a
 separator (`-` or `_`) and an entity type: `"B-PER"`, `"I_LOC"`, `"S"`.
+BIOUL is BIOES with other letters (`L`ast for `E`nd, `U`nit for `S`ingle).
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from jaxblog import crf
+  >>> labels = ["O", "B-PER", "I-PER", "L-PER", "U-PER"]
+  >>> allowed, first_ok, last_ok = crf.allowed_transitions(labels, "BIOUL")
+  >>> bool(allowed[1, 2]), bool(allowed[0, 2]), bool(first_ok[3]), bool(last_ok[1])
+  (True, False, False, False)
+  >>> transitions = crf.constrain(jnp.zeros((5, 5)), allowed)
+  >>> print(transitions[0, 2])
+  -inf
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 
 # For each scheme: prefixes that open/continue/close a span, and single spans.
 _SCHEMES = {
     "BIO": dict(begin="B", inside="I", end=None, single=None, outside="O"),
     "BIOES": dict(begin="B", inside="I", end="E", single="S", outside="O"),
+    "BIOUL": dict(begin="B", inside="I", end="L", single="U", outside="O"),
     "BMES": dict(begin="B", inside="M", end="E", single="S", outside="O"),
 }
 
@@ -34,26 +50,29 @@ def _parse(label: str):
   return prefix, (rest or None)
 
 
-def allowed_transitions(labels: Sequence[str], scheme: str = "BIO"):
+def allowed_transitions(labels: Sequence[str], scheme: str = "BIO"
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Which transitions, first tags and last tags a tag scheme allows.
 
   Rules (strict schemes): BIO: `I-x` only after `B-x` or `I-x`; a sequence
-  cannot start with `I-x`. BIOES/BMES: a span opened by `B-x` continues with
-  `I-x`/`M-x` and closes with `E-x`; `S-x` is a one-tag span; after a closed
-  span (or `O`) any `O`, `B-y`, `S-y` may follow; the first tag cannot be
-  inside/end, the last tag cannot be begin/inside.
+  cannot start with `I-x`. BIOES/BIOUL/BMES: a span opened by `B-x`
+  continues with `I-x`/`M-x` and closes with `E-x`/`L-x`; `S-x`/`U-x` is a
+  one-tag span; after a closed span (or `O`) any `O`, `B-y`, `S-y`/`U-y` may
+  follow; the first tag cannot be inside/end, the last tag cannot be
+  begin/inside.
 
   Args:
     labels: the `K` tag names in tag-index order, e.g. `["O", "B-PER", "I-PER"]`.
-    scheme: `"BIO"`, `"BIOES"` or `"BMES"`.
+    scheme: `"BIO"`, `"BIOES"`, `"BIOUL"` or `"BMES"`.
 
   Returns:
     `(transitions bool [K, K], start bool [K], end bool [K])`, True = allowed;
     `transitions[i, j]` allows tag `i` followed by tag `j`.
 
   References:
-    Su 2020 (SPEC.md §8.3: BMES word segmentation, BIO NER); allennlp's
-    `allowed_transitions` (ANCHORS.md §2.1).
+    Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》,
+    https://kexue.fm/archives/7213 (BMES word segmentation, BIO NER);
+    allennlp's `allowed_transitions` (BIO, IOB1, BIOUL, BMES).
   """
   if scheme not in _SCHEMES:
     raise ValueError(f"scheme must be one of {sorted(_SCHEMES)}, got {scheme!r}")
@@ -87,7 +106,8 @@ def allowed_transitions(labels: Sequence[str], scheme: str = "BIO"):
   return trans, start, end
 
 
-def constrain(scores, allowed, value=-jnp.inf):
+def constrain(scores: ArrayLike, allowed: ArrayLike,
+              value: float = -jnp.inf) -> jax.Array:
   """Sets the scores of forbidden entries to `value`.
 
   Args:

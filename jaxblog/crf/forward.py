@@ -1,37 +1,56 @@
 """Linear-chain CRF: gold-path score, log-partition, log-likelihood, marginals.
 
-Design: the forward recursion `alpha_t(j) = logsumexp_i(alpha_{t-1}(i) + T_ij)
+Design: the forward recursion `alpha_t(j) = logsumexp_i(alpha_{t-1}(i) + trans_ij)
 + f_t(j)` is evaluated as a *probability-space matrix product* with a running
-log-scale per sequence. Two shifts keep it finite: every row of `exp(T)` is
+log-scale per sequence. Two shifts keep it finite: every row of `exp(trans)` is
 scaled by its own maximum (so the top state always has a successor of weight
 1), and the state is rescaled by its maximum after each step; they cancel
 exactly in the value. Emissions enter in log space, so magnitudes such as 1e4
 and `-inf` transitions (tag constraints) never overflow nor give NaN values or
 gradients. A plain log-space scan materialises `[N, K, K]` per step and is
-several times slower on CPU (PERF.md lesson 3). The state is laid out
+several times slower on CPU (batched tiny dots and broadcast-reduces over a
+middle axis are slow on XLA:CPU). The state is laid out
 `[K, N]` (tags x batch): per-sequence masks then broadcast along the major
 axis, which XLA:CPU vectorises; with `[N, K]` and K = 8 or 20 each step ran
 about twice as long.
 
 The gradient of the sequential log Z is hand-written (`jax.custom_vjp`): the
 forward pass stacks the scaled states, and the backward pass runs the beta
-recursion (the same scaled matmul against `exp(T - r).T`) once the cotangent
+recursion (the same scaled matmul against `exp(trans - r).T`) once the cotangent
 is known, writing `g * marginals` straight into the emission gradient and
 accumulating the pair counts for the transition gradient. Both are
 normalised per position by one shared sum, so no scale bookkeeping is needed.
 This is 2-3x faster than reverse-mode autodiff of the scan, which stored many
 residuals per step. Forward-mode differentiation (`jax.jvp`, `jax.hessian`)
 of the sequential path is therefore not available; `parallel=True` is plain
-autodiff and supports it.
+autodiff and supports it; reverse-over-reverse (gradients of functions of
+the gradient, such as `jaxblog.crf.entropy`) works.
 
 `parallel=True` reduces per-position transfer matrices in a pairwise tree of
-*scaled* `[K, K] @ [K, K]` products (O(log T) depth, O(T K^3) work): a win on
+*scaled* `[K, K] @ [K, K]` products (O(log L) depth, O(L K^3) work): a win on
 accelerators for long sequences, slower on a 2-core CPU (see BUILD_NOTES.md).
 
 The chain links the valid positions in order, so right padding, left padding
 and gaps share one code path: an invalid step carries the state unchanged and
 the first valid step restarts it from `start`. A sequence with no valid
-position has score 0 and log-partition 0.
+position has score 0 and log-partition 0. Shapes: `L` positions, `K` tags,
+`N` sequences once the leading batch axes are flattened.
+
+Example:
+  >>> import jax
+  >>> import jax.numpy as jnp
+  >>> from jaxblog import crf
+  >>> emissions = jnp.zeros((2, 3))        # [L, K]: all 3**2 paths tie
+  >>> transitions = jnp.zeros((3, 3))
+  >>> print(round(float(crf.log_partition(emissions, transitions)), 4))  # log 9
+  2.1972
+  >>> print(crf.marginals(emissions, transitions)[0])
+  [0.33333334 0.33333334 0.33333334]
+  >>> tags = jnp.array([0, 2])
+  >>> loss = lambda e: -crf.log_likelihood(e, tags, transitions)
+  >>> print(jax.grad(loss)(emissions))     # marginals minus one-hot tags
+  [[-0.6666666   0.33333334  0.33333334]
+   [ 0.33333334  0.33333334 -0.6666666 ]]
 """
 from __future__ import annotations
 
@@ -40,6 +59,7 @@ import functools
 import jax
 from jax import lax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxblog import _chain
 
@@ -55,7 +75,7 @@ def _finite_or_zero(x):
 
 
 def _gold_score(chain, tags):
-  """Score of `tags` [N, T] under the chain: emissions, transitions, ends."""
+  """Score of `tags` [N, L] under the chain: emissions, transitions, ends."""
   em, trans, start, end, mask = chain[:5]
   k = em.shape[-1]
   first, last, _ = _chain.boundaries(mask)
@@ -75,7 +95,7 @@ _NORM_FLOOR = 1e-30
 
 
 def _shift_rows(trans):
-  """Row maxima `r` (0 for an all -inf row) and `exp(T - r)`, whose rows peak at 1."""
+  """Row maxima `r` (0 for an all -inf row) and `exp(trans - r)`, whose rows peak at 1."""
   r = _finite_or_zero(jnp.max(trans, axis=1))
   return r, jnp.exp(trans - r[:, None])
 
@@ -84,12 +104,12 @@ def _alpha_scan(em_t, expt, start, end_r, mask, first, stack=False, unroll=1):
   """Scaled forward recursion in the `[K, N]` layout.
 
   Args:
-    em_t: `[T, K, N]` emissions plus the row shift `r`.
-    expt: `[K, K]` `exp(T - r)`.
+    em_t: `[L, K, N]` emissions plus the row shift `r`.
+    expt: `[K, K]` `exp(trans - r)`.
     start: `[K]`.
     end_r: `[K]` `end - r`.
-    mask, first: `[N, T]` bool.
-    stack: also return the state after every step, `[T, K, N]`.
+    mask, first: `[N, L]` bool.
+    stack: also return the state after every step, `[L, K, N]`.
     unroll: `lax.scan` unroll factor.
 
   Returns:
@@ -114,7 +134,7 @@ def _alpha_scan(em_t, expt, start, end_r, mask, first, stack=False, unroll=1):
 
 
 def _time_major(em, r):
-  """`[N, T, K]` emissions plus `r` as `[T, K, N]` (one transposing copy)."""
+  """`[N, L, K]` emissions plus `r` as `[L, K, N]` (one transposing copy)."""
   return jnp.transpose(em + r[None, None, :], (1, 2, 0))
 
 
@@ -140,9 +160,9 @@ def _log_z_bwd(unroll, res, g):
   """Beta recursion with the cotangent `g` known: marginals and pair counts.
 
   At a valid position `t` with forward state `p_t` and next-state message
-  `b_t = exp(T - r) @ h_next` (or `exp(end - r)` at the last valid position),
+  `b_t = exp(trans - r) @ h_next` (or `exp(end - r)` at the last valid position),
   the marginal is `p_t * b_t / n_t` with `n_t = sum(p_t * b_t)`, and the pair
-  marginal with the next valid position is `p_t[i] exp(T - r)[i, j]
+  marginal with the next valid position is `p_t[i] exp(trans - r)[i, j]
   h_next[j] / n_t`: the same normaliser, so no scale bookkeeping is needed.
   Pair counts accumulate as one `[K, N] @ [N, K]` product per step.
   """
@@ -195,9 +215,9 @@ def _log_partition_sequential(chain, unroll=1):
 
 
 def _transfer_matrices(chain):
-  """Per-position log transfer matrices `[N, T, K, K]`.
+  """Per-position log transfer matrices `[N, L, K, K]`.
 
-  Valid, linked position: `T_ij + f_t(j)`; first valid position: every row is
+  Valid, linked position: `trans_ij + f_t(j)`; first valid position: every row is
   `start_j + f_t(j)` (rank one, so a product that passes it has identical
   rows); invalid position: the log-semiring identity.
   """
@@ -222,11 +242,11 @@ def _pad_to_power_of_two(x, axis, fill):
 
 
 def _scaled_transfer_matrices(chain):
-  """Probability-space transfer matrices `[N, T, K, K]` and their log-scales `[N, T]`.
+  """Probability-space transfer matrices `[N, L, K, K]` and their log-scales `[N, L]`.
 
   `exp` of `_transfer_matrices` divided by its maximum, built without any
-  `[N, T, K, K]` log-space temporary: with column maxima `c_j = max_i T_ij`,
-  a linked position is `exp(T - c) * exp(f + c - top)` (a `[K, K]` table times
+  `[N, L, K, K]` log-space temporary: with column maxima `c_j = max_i trans_ij`,
+  a linked position is `exp(trans - c) * exp(f + c - top)` (a `[K, K]` table times
   a `[K]` row per position), the first valid position repeats the row
   `exp(start + f - top)`, an invalid one is the identity with scale 0.
   """
@@ -237,7 +257,7 @@ def _scaled_transfer_matrices(chain):
   table = jnp.exp(trans - _finite_or_zero(col)[None, :])
   logits = jnp.where(first[..., None], start[None, None, :] + em, em + col[None, None, :])
   top = _finite_or_zero(lax.stop_gradient(jnp.max(logits, axis=-1)))
-  row = jnp.exp(logits - top[..., None])  # [N, T, K]
+  row = jnp.exp(logits - top[..., None])  # [N, L, K]
   eye = jnp.eye(k, dtype=em.dtype)
   linked = jnp.where(first[..., None, None], jnp.ones((k, 1), em.dtype)[None, None],
                      table[None, None])
@@ -252,7 +272,7 @@ def _log_partition_parallel(chain):
   eye = jnp.eye(k, dtype=em.dtype)
   mats = _pad_to_power_of_two(mats, 1, eye[None, None])
   scale = _pad_to_power_of_two(scale, 1, jnp.zeros((), em.dtype))
-  while mats.shape[1] > 1:  # log2(T) levels: a static Python loop.
+  while mats.shape[1] > 1:  # log2(L) levels: a static Python loop.
     prod = mats[:, 0::2] @ mats[:, 1::2]
     s = lax.stop_gradient(jnp.max(prod, axis=(2, 3)))
     s = jnp.where(s > 0, s, 1.0)
@@ -262,19 +282,21 @@ def _log_partition_parallel(chain):
   return jnp.where(jnp.any(mask, axis=1), out, 0.0)
 
 
-def score(emissions, tags, transitions, mask=None, *, start=None, end=None):
+def score(emissions: ArrayLike, tags: ArrayLike, transitions: ArrayLike,
+          mask: ArrayLike | None = None, *, start: ArrayLike | None = None,
+          end: ArrayLike | None = None) -> jax.Array:
   """Unnormalised score of a tag sequence.
 
-  `sum_t f_t(y_t) + sum T(y_prev, y_t) + start(y_first) + end(y_last)` over the
+  `sum_t f_t(y_t) + sum transitions[y_prev, y_t] + start(y_first) + end(y_last)` over the
   valid positions, where `y_prev` is the tag at the previous *valid* position.
 
   Args:
-    emissions: `[..., T, K]` floating emission scores (bf16/fp16 computed in
+    emissions: `[..., L, K]` floating emission scores (bf16/fp16 computed in
       float32).
-    tags: integer `[..., T]` in `[0, K)` at valid positions (padding values
+    tags: integer `[..., L]` in `[0, K)` at valid positions (padding values
       are ignored).
     transitions: `[K, K]`, `transitions[i, j]` scores tag `i` followed by `j`.
-    mask: optional bool `[..., T]`, True = valid; any validity pattern.
+    mask: optional bool `[..., L]`, True = valid; any validity pattern.
     start: optional `[K]` scores of the first valid tag.
     end: optional `[K]` scores of the last valid tag.
 
@@ -282,32 +304,35 @@ def score(emissions, tags, transitions, mask=None, *, start=None, end=None):
     `[...]` scores in the compute dtype; 0 for a sequence with no valid position.
 
   References:
-    Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.1).
+    Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》,
+    https://kexue.fm/archives/7213.
   """
   chain, flat = _chain.prepare(emissions, transitions, mask, start, end, tags=tags)
   return _chain.restore(_gold_score(chain, flat), chain.batch_shape)
 
 
-def log_partition(emissions, transitions, mask=None, *, start=None, end=None,
-                  parallel=False):
+def log_partition(emissions: ArrayLike, transitions: ArrayLike,
+                  mask: ArrayLike | None = None, *, start: ArrayLike | None = None,
+                  end: ArrayLike | None = None, parallel: bool = False) -> jax.Array:
   """Log of the sum of exp(score) over all tag sequences (log Z).
 
   Args:
-    emissions: `[..., T, K]` floating emission scores.
+    emissions: `[..., L, K]` floating emission scores.
     transitions: `[K, K]` transition scores (may hold -inf for forbidden
       transitions).
-    mask: optional bool `[..., T]`, True = valid; any validity pattern.
+    mask: optional bool `[..., L]`, True = valid; any validity pattern.
     start: optional `[K]`.
     end: optional `[K]`.
     parallel: False: sequential scan of scaled `[N, K] @ [K, K]` products
       (fastest on CPU). True: pairwise tree of scaled `[K, K]` products,
-      O(log T) depth (for accelerators and long sequences); same value.
+      O(log L) depth (for accelerators and long sequences); same value.
 
   Returns:
     `[...]` log-partition in the compute dtype; 0 where no position is valid.
 
   References:
-    Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.1).
+    Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》,
+    https://kexue.fm/archives/7213.
   """
   chain, _ = _chain.prepare(emissions, transitions, mask, start, end)
   if parallel:
@@ -317,47 +342,53 @@ def log_partition(emissions, transitions, mask=None, *, start=None, end=None,
   return _chain.restore(out, chain.batch_shape)
 
 
-def log_likelihood(emissions, tags, transitions, mask=None, *, start=None,
-                   end=None, parallel=False):
+def log_likelihood(emissions: ArrayLike, tags: ArrayLike, transitions: ArrayLike,
+                   mask: ArrayLike | None = None, *, start: ArrayLike | None = None,
+                   end: ArrayLike | None = None, parallel: bool = False) -> jax.Array:
   """Log-probability of `tags`: `score - log_partition` (negate for a loss).
 
   Args:
-    emissions: `[..., T, K]` floating emission scores.
-    tags: integer `[..., T]`.
+    emissions: `[..., L, K]` floating emission scores.
+    tags: integer `[..., L]`.
     transitions: `[K, K]`.
-    mask: optional bool `[..., T]`, True = valid.
+    mask: optional bool `[..., L]`, True = valid.
     start: optional `[K]`.
     end: optional `[K]`.
-    parallel: use the O(log T)-depth log-partition (see `log_partition`).
+    parallel: use the O(log L)-depth log-partition (see `log_partition`).
 
   Returns:
     `[...]` log-likelihoods (<= 0) in the compute dtype; 0 where no position
     is valid.
 
   References:
-    Su 2020, "CRF用过了，不妨再了解下更快的MEMM？" (SPEC.md §8.1).
+    Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》,
+    https://kexue.fm/archives/7213.
   """
   chain, flat = _chain.prepare(emissions, transitions, mask, start, end, tags=tags)
   logz = _log_partition_parallel(chain) if parallel else _log_partition_sequential(chain)
   return _chain.restore(_gold_score(chain, flat) - logz, chain.batch_shape)
 
 
-def marginals(emissions, transitions, mask=None, *, start=None, end=None):
+def marginals(emissions: ArrayLike, transitions: ArrayLike,
+              mask: ArrayLike | None = None, *, start: ArrayLike | None = None,
+              end: ArrayLike | None = None) -> jax.Array:
   """Posterior tag marginals `P(y_t = j | x)`, the gradient of log Z.
 
   Args:
-    emissions: `[..., T, K]` floating emission scores.
+    emissions: `[..., L, K]` floating emission scores.
     transitions: `[K, K]`.
-    mask: optional bool `[..., T]`, True = valid.
+    mask: optional bool `[..., L]`, True = valid.
     start: optional `[K]`.
     end: optional `[K]`.
 
   Returns:
-    `[..., T, K]` in the compute dtype; rows sum to 1 at valid positions and
+    `[..., L, K]` in the compute dtype; rows sum to 1 at valid positions and
     are 0 at invalid ones.
 
   References:
-    Su 2020 (SPEC.md §8.1); marginals as the gradient of the log-partition.
+    Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》,
+    https://kexue.fm/archives/7213; marginals as the gradient of the
+    log-partition.
   """
   chain, _ = _chain.prepare(emissions, transitions, mask, start, end)
 
