@@ -36,7 +36,7 @@ from jaxblog.models.config import TransformerConfig
 from jaxblog.models.generate import cached_decoder
 from jaxblog.models.objectives import seq2seq_targets, token_cross_entropy
 from jaxblog.models.transformer import Transformer
-from jaxblog.training import batches, cli, loop, plots, report
+from jaxblog.training import batches, cli, loop, metrics, plots, report
 from jaxblog.training.pretrain import pretrain_mlm, warmup_adamw
 
 TITLE_LEN = 24
@@ -66,25 +66,13 @@ class Config:
     return cls(pre_steps=4000, pre_batch=64, pre_len=64, steps=3000, max_len=160)
 
 
-def lcs(a: str, b: str) -> int:
-  prev = [0] * (len(b) + 1)
-  for ch in a:
-    cur = [0]
-    for j, other in enumerate(b):
-      cur.append(prev[j] + 1 if ch == other else max(prev[j + 1], cur[j]))
-    prev = cur
-  return prev[-1]
-
-
 def scores(pred: str, gold: str) -> tuple:
   """(character F1 over multisets, ROUGE-L F over characters)."""
   if not pred or not gold:
     return 0.0, 0.0
   overlap = sum((collections.Counter(pred) & collections.Counter(gold)).values())
   f1 = 0.0 if overlap == 0 else 2 * overlap / (len(pred) + len(gold))
-  common = lcs(pred, gold)
-  rl = 0.0 if common == 0 else 2 * common / (len(pred) + len(gold))
-  return f1, rl
+  return f1, metrics.rouge_l(pred, gold)
 
 
 def finetune(mask, init, params0, config, train, cfg: Config, seed, out):
