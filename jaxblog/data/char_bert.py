@@ -16,7 +16,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from jaxblog.data.vocab import BERT_SPECIALS, PAD, UNK, Vocab
+from jaxblog.data.vocab import BERT_SPECIALS, PAD, Vocab
 
 CLS, SEP, MASK = (BERT_SPECIALS.index(t) for t in ("[CLS]", "[SEP]", "[MASK]"))
 
