@@ -11,7 +11,7 @@ Same process, same random GPT-2 weights (converted with
 Both sides generate exactly `new` tokens (`min_new_tokens` / `min_len` forbid
 EOS, no length penalty), and before timing the script checks that both produce
 the same tokens (greedy: all rows; beam: the best beam). PyTorch is timed at 1
-and 2 threads and the faster is kept (PERF.md lesson 5). Also reported: KV-cache
+and 2 threads and the faster is kept. Also reported: KV-cache
 bytes per token and sequence, and XLA temporary bytes of the compiled jaxblog
 functions.
 

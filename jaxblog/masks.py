@@ -1,7 +1,8 @@
 """Attention masks as one idea: a key is visible when its rank is <= the query's.
 
 Every mask a Transformer needs for the language-model family of Su's 2019
-article (SPEC.md §6.1) is the same comparison with a different per-token rank:
+article (https://kexue.fm/archives/6933) is the same comparison with a different
+per-token rank:
 
 | mask                   | rank of token t                          |
 |------------------------|------------------------------------------|
@@ -21,7 +22,26 @@ a uniform row instead of NaN.
 Nothing here materialises more than the `[..., Q, K]` result, and everything is
 an integer comparison XLA fuses into the consumer.
 
-References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask" (SPEC.md §6.1).
+Example:
+  >>> import jax.numpy as jnp
+  >>> from jaxblog import masks
+  >>> segment_ids = jnp.array([0, 0, 1, 1])  # source, source, target, target
+  >>> masks.unilm(segment_ids).astype(jnp.int32)
+  Array([[1, 1, 0, 0],
+         [1, 1, 0, 0],
+         [1, 1, 1, 0],
+         [1, 1, 1, 1]], dtype=int32)
+  >>> valid = jnp.array([True, True, True, False])  # last token is padding
+  >>> bias = masks.to_bias(masks.combine(masks.causal(4), masks.padding(valid)))
+  >>> bias[3].tolist() == [0.0, 0.0, 0.0, float(jnp.finfo(jnp.float32).min)]
+  True
+
+References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask"
+  (https://kexue.fm/archives/6933); Dong et al. 2019, "Unified Language Model
+  Pre-training for Natural Language Understanding and Generation" (UniLM,
+  arXiv:1905.03197);
+  Yang et al. 2019, "XLNet: Generalized Autoregressive Pretraining for Language
+  Understanding" (arXiv:1906.08237).
 """
 from __future__ import annotations
 
@@ -50,7 +70,8 @@ def from_ranks(query_rank: jax.Array, key_rank: jax.Array, *,
   Returns:
     bool `[..., Q, K]`, `True` where query `i` may attend to key `j`.
 
-  References: SPEC.md §6.1; ANCHORS.md §4.4 (the rank view).
+  References: https://kexue.fm/archives/6933 (every mask there is this comparison
+    for some rank).
   """
   _checks.require_integer("query_rank", query_rank)
   _checks.require_integer("key_rank", key_rank)
@@ -77,7 +98,7 @@ def causal(length: int) -> jax.Array:
   Returns:
     bool `[T, T]`.
 
-  References: SPEC.md §6.1 item 2.
+  References: https://kexue.fm/archives/6933 (the unidirectional LM mask).
   """
   try:
     length = operator.index(length)
@@ -99,7 +120,7 @@ def padding(valid: jax.Array) -> jax.Array:
   Returns:
     bool `[..., 1, T]`, broadcastable against `[..., Q, T]` masks.
 
-  References: SPEC.md §6.1 (key-padding mask, token id > 0).
+  References: https://kexue.fm/archives/6933 (the key-padding mask, token id > 0).
   """
   _checks.require_bool("valid", valid)
   _checks.require_min_rank("valid", valid, 1, "[..., T]")
@@ -120,7 +141,8 @@ def unilm(segment_ids: jax.Array) -> jax.Array:
   Returns:
     bool `[..., T, T]`.
 
-  References: SPEC.md §6.1 item 4 (bert4keras `UniLM_Mask`).
+  References: https://kexue.fm/archives/6933 (bert4keras `UniLM_Mask`); UniLM,
+    arXiv:1905.03197.
   """
   _checks.require_integer("segment_ids", segment_ids)
   _checks.require_min_rank("segment_ids", segment_ids, 1, "[..., T]")
@@ -141,7 +163,8 @@ def permutation(order: jax.Array, *, strict: bool = False) -> jax.Array:
   Returns:
     bool `[..., T, T]` over original positions.
 
-  References: SPEC.md §6.1 item 3 (XLNet idea).
+  References: https://kexue.fm/archives/6933; XLNet, arXiv:1906.08237 (content
+    and query streams).
   """
   _checks.require_integer("order", order)
   _checks.require_min_rank("order", order, 1, "[..., T]")
@@ -172,7 +195,8 @@ def segment(segment_ids: jax.Array, key_segment_ids: jax.Array | None = None
   Returns:
     bool `[..., Q, K]`.
 
-  References: ANCHORS.md §4.1 (packing masks in flax/t5x), SPEC.md §6.1.
+  References: the packing masks of flax `make_attention_mask(seg, seg, jnp.equal)`
+    and t5x.
   """
   key_segment_ids = segment_ids if key_segment_ids is None else key_segment_ids
   _checks.require_integer("segment_ids", segment_ids)
@@ -192,7 +216,7 @@ def combine(*masks: jax.Array | None) -> jax.Array | None:
   Returns:
     The combined bool mask, or `None` when every argument is `None`.
 
-  References: SPEC.md §6.1 (mask plus key-padding mask).
+  References: https://kexue.fm/archives/6933 (the mask plus the key-padding mask).
   """
   present = [m for m in masks if m is not None]
   for i, m in enumerate(present):
@@ -219,7 +243,8 @@ def to_bias(mask: jax.Array, dtype=jnp.float32) -> jax.Array:
   Returns:
     `dtype` array of `mask`'s shape.
 
-  References: SPEC.md §6.1 (−∞ / −1e12 before the softmax).
+  References: https://kexue.fm/archives/6933 (−∞ / −1e12 added before the
+    softmax).
   """
   _checks.require_bool("mask", mask)
   dtype = jnp.dtype(dtype)

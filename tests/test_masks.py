@@ -1,4 +1,6 @@
 """Tests for jaxblog.masks against brute-force NumPy loops."""
+import doctest
+
 import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp
@@ -175,3 +177,8 @@ def test_from_ranks_and_combine_under_jit():
       jax.jit(lambda a, b: masks.combine(a, None, b))(masks.causal(3), masks.padding(
           jnp.array([[True, True, False]])))[0],
       [[1, 0, 0], [1, 1, 0], [1, 1, 0]])
+
+
+def test_docstring_examples():
+  result = doctest.testmod(masks, verbose=False)
+  assert result.attempted > 0 and result.failed == 0

@@ -12,7 +12,8 @@ the step function only ever sees `N = B * K` rows. Two stopping rules:
   can still reach. With a beam as wide as the search space this is exhaustive
   search, and the output is an n-best list.
 * `stop_rule="reference"`: bert4keras' `AutoRegressiveDecoder.beam_search`
-  (SPEC.md §6.2) — keep the top `k` of the `k x V` extensions; return as soon as
+  (as used in https://kexue.fm/archives/6933) — keep the top `k` of the `k x V`
+  extensions; return as soon as
   the overall best one has ended; otherwise drop the ended ones and shrink `k`.
 
 What it leaves out: logits processors other than `min_len` and forced prompt
@@ -84,7 +85,7 @@ def beam_search(step_fn: Callable, state, *, batch_size: int, beam_size: int,
     stop_rule: `"exact"` (n-best with the bound test above; with
       `beam_size=1` it is greedy unless a hypothesis ending one step off the
       greedy path, EOS as runner-up, scores higher) or `"reference"`
-      (SPEC.md §6.2; requires `length_penalty == 0`; slot 0 is the hypothesis
+      (bert4keras; requires `length_penalty == 0`; slot 0 is the hypothesis
       the reference returns, the other slots are the beam at that step, and a
       hypothesis returned before it ended shows `eos_id` padding only).
     early_exit: stop rows as soon as their result cannot change (exact rule).
@@ -103,8 +104,11 @@ def beam_search(step_fn: Callable, state, *, batch_size: int, beam_size: int,
     `sequences` exclude `bos_id`, hold `eos_id` where a hypothesis ended and
     after it. Slots that the search space cannot fill score `-inf`.
 
-  References: SPEC.md §6.2 (bert4keras `AutoRegressiveDecoder`); ANCHORS.md §5
-    (t5x/flax beam search, GNMT length penalty, Wu et al. 2016).
+  References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask"
+    (https://kexue.fm/archives/6933) and bert4keras' `AutoRegressiveDecoder`; the
+    t5x/flax `decoding.beam_search` layout (2K candidates, live and finished sets); Wu et
+    al. 2016, "Google's Neural Machine Translation System" (arXiv:1609.08144),
+    length penalty.
   """
   batch = _common.static_int("batch_size", batch_size, 1)
   beams = _common.static_int("beam_size", beam_size, 1)

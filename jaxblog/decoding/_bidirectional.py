@@ -6,7 +6,8 @@ can attend to the other's partial output; each direction's next-token
 probabilities are then averaged over its `K` partners, which reduces the
 `K^3` (token x L2R path x R2L path) combinations to `K^2` per direction, and
 each direction keeps its own top `K`. The search stops by the reference rule
-of SPEC.md §4.3 and returns the winner in reading order.
+of Su's article (https://kexue.fm/archives/6877) and returns the winner in
+reading order.
 
 Design: the step function receives the two full prefix buffers (so a model
 without a cache, like the reference's, just re-reads them) and a state whose
@@ -120,8 +121,9 @@ def bidirectional_beam_search(
   Returns:
     A `BidirectionalResult`.
 
-  References: SPEC.md §4.3 (Su 2019, "seq2seq之双向解码"; Zhou, Zhang & Zong,
-    "Synchronous Bidirectional Neural Machine Translation", TACL 2019).
+  References: Su 2019, "seq2seq之双向解码" (https://kexue.fm/archives/6877);
+    Zhou, Zhang & Zong 2019, "Synchronous Bidirectional Neural Machine Translation"
+    (arXiv:1905.04847).
   """
   batch = _common.static_int("batch_size", batch_size, 1)
   beams = _common.static_int("beam_size", beam_size, 1)

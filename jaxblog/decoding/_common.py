@@ -1,6 +1,6 @@
 """Shared plumbing of the search functions: argument checks, tiling, gathers.
 
-The step-function contract (API.md) is `step_fn(tokens [N], state, index) ->
+The step-function contract is `step_fn(tokens [N], state, index) ->
 (logits [N, V], state)` with every state leaf carrying the row axis `N` first.
 A search tiles the user's `[batch, ...]` state to `[batch * copies, ...]`
 (rows `b * copies + k`) and, after choosing which hypotheses survive, gathers

@@ -2,7 +2,8 @@
 
 One `lax.while_loop` over positions; each row stops being extended after its
 `eos_id` (later positions are filled with `eos_id`) and the loop ends when all
-rows have ended. Truncation follows bert4keras' `random_sample` (SPEC.md §6.2):
+rows have ended. Truncation follows bert4keras' `random_sample` (as used in
+https://kexue.fm/archives/6933):
 temperature divides the logits, top-k keeps the `k` most likely tokens, and the
 nucleus then keeps the most likely tokens up to and including the first at
 which the cumulative (renormalised) mass reaches `p`. With `top_k > 0` the
@@ -35,7 +36,9 @@ def truncate_logits(logits: jax.Array, *, temperature=1.0, top_k: int = 0,
     with their vocabulary ids, or all `V` columns (ids `None`) without top-k.
     Dropped candidates have logit `-inf`.
 
-  References: SPEC.md §6.2 (`random_sample(n, topk, topp)`).
+  References: bert4keras `random_sample(n, topk, topp)`, as used in
+    https://kexue.fm/archives/6933; Holtzman et al. 2019, "The Curious Case of
+    Neural Text Degeneration" (arXiv:1904.09751), nucleus sampling.
   """
   logits = logits.astype(jnp.float32) / jnp.asarray(temperature, jnp.float32)
   ids = None
@@ -96,7 +99,7 @@ def sample(step_fn: Callable, state, rng: jax.Array, *, batch_size: int,
   Returns:
     int32 `[B, max_len]` (or `[B, S, max_len]` when `num_samples` is given).
 
-  References: SPEC.md §6.2 (bert4keras `random_sample`).
+  References: bert4keras `random_sample`, as used in https://kexue.fm/archives/6933.
   """
   batch = _common.static_int("batch_size", batch_size, 1)
   length = _common.static_int("max_len", max_len, 1)

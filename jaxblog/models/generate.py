@@ -28,8 +28,9 @@ assumes the searches' row order `b * copies + k`. Cache memory per token and
 sequence is `2 * num_layers * hidden_size * itemsize` bytes
 (`kv_bytes_per_token`).
 
-References: SPEC.md §6.2 (seq2seq decoding with UniLM), ANCHORS.md §5.4
-(cache layout, prompt prefill).
+References: Su 2019, "从语言模型到Seq2Seq：Transformer如戏，全靠Mask"
+(https://kexue.fm/archives/6933), seq2seq decoding with the UniLM mask; the
+t5x/flax decoders' cache layout and prompt prefill.
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def cached_decoder(model: Transformer, variables, input_ids: jax.Array,
     `(step_fn, state)`; pass `state` to `beam_search` / `sample` with
     `batch_size=B` and `max_len <= max_new_tokens`.
 
-  References: SPEC.md §6.2.
+  References: https://kexue.fm/archives/6933.
   """
   c = model.config
   app = application or c.application

@@ -124,7 +124,7 @@ def test_prompt_forced_and_scores_exclude_it():
 
 
 def _reference_beam(step_fn, state_row, topk, max_len):
-  """bert4keras HEAD rule (SPEC.md §6.2), one input, host loop, numpy scores."""
+  """bert4keras' current `beam_search` rule, one input, host loop, numpy scores."""
   ids = np.zeros((1, 0), np.int32)
   scores = np.zeros(1)
   st = state_row
