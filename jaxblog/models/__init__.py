@@ -20,6 +20,9 @@ _LAZY = {
     "load_hf_albert": "jaxblog.models.hf_loader",
     "keep_tokens": "jaxblog.models.hf_loader",
     "cached_decoder": "jaxblog.models.generate",
+    "Classifier": "jaxblog.models.heads",
+    "CrfTagger": "jaxblog.models.heads",
+    "with_encoder": "jaxblog.models.heads",
     "Attention": "jaxblog.models.layers",
     "Block": "jaxblog.models.layers",
     # Built from the same blocks: tagger (article 8), bidirectional decoder (article 4).

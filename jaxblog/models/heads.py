@@ -112,14 +112,14 @@ def crf_decode(emissions: jax.Array, transitions: jax.Array, mask: jax.Array) ->
 
 
 def crf_param_labels(params: Mapping[str, Any], *, transitions: str = "transitions",
-                     other: str = "encoder") -> dict:
+                     other: str = "rest") -> dict:
   """Labels for `optax.multi_transform`: `transitions` for the `[K, K]` leaf, `other` elsewhere.
 
   Example:
     >>> import optax
     >>> params = {"encoder": {"w": 0.0}, "transitions": 0.0}
     >>> tx = optax.multi_transform({"transitions": optax.adam(1e-2),
-    ...                             "encoder": optax.adam(1e-4)}, crf_param_labels)
+    ...                             "rest": optax.adam(1e-4)}, crf_param_labels)
   """
   if "transitions" not in params:
     raise ValueError(f"crf_param_labels: no 'transitions' entry in params (keys {sorted(params)})")

@@ -91,8 +91,8 @@ def test_crf_param_labels_drive_multi_transform(batch, pretrained):
   params = _head_params(head, batch, pretrained)
   labels = crf_param_labels(params)
   assert labels["transitions"] == "transitions"
-  assert set(jax.tree.leaves(labels["encoder"])) == {"encoder"}
-  tx = optax.multi_transform({"transitions": optax.sgd(10.0), "encoder": optax.sgd(0.0)},
+  assert set(jax.tree.leaves(labels["encoder"])) == {"rest"}
+  tx = optax.multi_transform({"transitions": optax.sgd(10.0), "rest": optax.sgd(0.0)},
                              crf_param_labels)
   grads = jax.tree.map(jnp.ones_like, params)
   updates, _ = tx.update(grads, tx.init(params), params)
