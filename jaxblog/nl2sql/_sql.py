@@ -179,6 +179,19 @@ class TableDB:
     return self.connection.execute(f"SELECT COUNT(*) FROM {quote('t')}{where}",
                                    params).fetchone()[0]
 
+  def execution_match(self, pred: Mapping, gold: Mapping) -> bool:
+    """`execution_match(pred, gold, table)` on this table."""
+    check_sql(pred, len(self.table["header"]), "pred")
+    check_sql(gold, len(self.table["header"]), "gold")
+    if not pred["sel"]:
+      return False
+    a, b = self.execute(pred), self.execute(gold)
+    if len(a) != len(b) or any(len(r) != len(s) for r, s in zip(a, b)):
+      return False
+    key = lambda row: tuple(_sort_key(v) for v in row)
+    return all(_same(x, y) for r, s in zip(sorted(a, key=key), sorted(b, key=key))
+               for x, y in zip(r, s))
+
   def close(self) -> None:
     self.connection.close()
 
@@ -209,22 +222,14 @@ def _same(a, b) -> bool:
 def execution_match(pred: Mapping, gold: Mapping, table: Mapping) -> bool:
   """Whether `pred` and `gold` return the same multiset of rows (floats to 1e-6).
 
-  A prediction that selects nothing matches nothing.
+  A prediction that selects nothing matches nothing. (`TableDB.execution_match`
+  does the same on an already loaded table.)
   """
-  check_sql(pred, len(table["header"]), "pred")
-  check_sql(gold, len(table["header"]), "gold")
-  if not pred["sel"]:
-    return False
   db = TableDB(table)
   try:
-    a, b = db.execute(pred), db.execute(gold)
+    return db.execution_match(pred, gold)
   finally:
     db.close()
-  if len(a) != len(b) or any(len(r) != len(s) for r, s in zip(a, b)):
-    return False
-  key = lambda row: tuple(_sort_key(v) for v in row)
-  return all(_same(x, y) for r, s in zip(sorted(a, key=key), sorted(b, key=key))
-             for x, y in zip(r, s))
 
 
 def _conds_set(sql: Mapping) -> set:
