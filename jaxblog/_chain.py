@@ -56,7 +56,7 @@ def _batch_shape(emissions, others) -> tuple:
   return batch
 
 
-def check_transitions(transitions, k: int, name: str = "transitions") -> None:
+def check_transitions(transitions: ArrayLike, k: int, name: str = "transitions") -> None:
   """TypeError/ValueError unless `transitions` is a floating `[K, K]` array."""
   _checks.require_floating(name, transitions)
   if tuple(np.shape(transitions)) != (k, k):
@@ -65,7 +65,7 @@ def check_transitions(transitions, k: int, name: str = "transitions") -> None:
         f"K={k} tags, got {np.shape(transitions)}")
 
 
-def check_tags(tags, length: int) -> None:
+def check_tags(tags: ArrayLike, length: int) -> None:
   """TypeError/ValueError unless `tags` is an integer `[..., L]` array."""
   _checks.require_integer("tags", tags)
   _checks.require_min_rank("tags", tags, 1, "[..., L]")
@@ -75,7 +75,7 @@ def check_tags(tags, length: int) -> None:
         f"{np.shape(tags)}")
 
 
-def check_tag_range(tags, mask, k: int) -> None:
+def check_tag_range(tags: ArrayLike, mask: ArrayLike | None, k: int) -> None:
   """ValueError for tags outside [0, K) at valid positions, when concrete.
 
   Padding positions may hold any value (e.g. -100). Under `jax.jit` the values
@@ -97,7 +97,8 @@ def check_tag_range(tags, mask, k: int) -> None:
           f"in [{lo}, {hi}] (tags shape {np.shape(tags)})")
 
 
-def check_mask(mask, length: int, emissions_shape, name: str = "mask") -> None:
+def check_mask(mask: ArrayLike, length: int, emissions_shape: tuple,
+               name: str = "mask") -> None:
   """TypeError/ValueError unless `mask` is a bool `[..., L]` array."""
   _checks.require_bool(name, mask)
   _checks.require_min_rank(name, mask, 1, "[..., L]")

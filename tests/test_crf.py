@@ -1,6 +1,6 @@
 """Tests for jaxblog.crf against brute-force enumeration and pytorch-crf.
 
-Shapes are fixed per test (T = 5 padded, K in {1, 2, 3}) and only values and
+Shapes are fixed per test (length L = 5 padded, K in {1, 2, 3}) and only values and
 mask bits vary, so each jitted function compiles a handful of times and is
 reused across hypothesis examples.
 """

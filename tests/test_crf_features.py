@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from jaxblog import crf
-from tests.test_crf import T_PAD, brute, chains, logsumexp
+from tests.test_crf import T_PAD, brute, chains, log_likelihood_j, logsumexp
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 
@@ -167,16 +167,19 @@ def test_sample_batch_layout_and_determinism():
   mask = np.ones((3, 4), bool)
   mask[1] = False
   key = jax.random.key(1)
-  a = crf.sample(key, em, trans, mask, num_samples=6)
-  b = jax.jit(lambda k, e: crf.sample(k, e, trans, mask, num_samples=6))(key, em)
+
+  @jax.jit
+  def run(k, e):
+    sharp, _ = crf.viterbi(100 * e, trans, mask)
+    return (crf.sample(k, e, trans, mask, num_samples=6),
+            crf.sample(k, 100 * e, trans, mask, num_samples=3), sharp)
+
+  a, peaked, sharp = run(key, em)
   assert a.shape == (6, 2, 3, 4) and a.dtype == jnp.int32
-  np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(a, run(key, em)[0])  # same key, same draws
   assert np.all(np.asarray(a)[:, :, 1] == 0)
   # Nearly deterministic scores: every sample is the Viterbi path.
-  sharp, _ = crf.viterbi(100 * em, trans, mask)
-  np.testing.assert_array_equal(
-      crf.sample(key, 100 * em, trans, mask, num_samples=3),
-      np.broadcast_to(sharp, (3,) + sharp.shape))
+  np.testing.assert_array_equal(peaked, np.broadcast_to(sharp, (3,) + sharp.shape))
 
 
 @SETTINGS
@@ -198,7 +201,7 @@ def test_partial_log_likelihood_matches_brute_force(args, seed):
   one_hot = np.eye(k, dtype=bool)[tags]
   np.testing.assert_allclose(
       partial_j(em, one_hot, trans, mask, start, end, False),
-      crf.log_likelihood(em, tags, trans, mask, start=start, end=end), rtol=1e-5, atol=1e-4)
+      log_likelihood_j(em, tags, trans, mask, start, end), rtol=1e-5, atol=1e-4)
 
 
 def test_partial_log_likelihood_gradients_and_edge_cases():
@@ -212,26 +215,27 @@ def test_partial_log_likelihood_gradients_and_edge_cases():
   mask = rng.random((n, length)) < 0.8
   mask[2] = False
 
+  first_empty = allowed.copy()
+  first_empty[:, 0] = False
+
   @jax.jit
   def run(e, t):
     fn = lambda e, t: jnp.sum(crf.partial_log_likelihood(e, allowed, t, mask))
-    return jax.value_and_grad(fn, argnums=(0, 1))(e, t)
+    restricted = crf.marginals(jnp.where(allowed, e, -jnp.inf), t, mask)
+    return (jax.value_and_grad(fn, argnums=(0, 1))(e, t),
+            restricted - crf.marginals(e, t, mask),
+            crf.partial_log_likelihood(e, np.ones_like(allowed), t, mask),
+            crf.partial_log_likelihood(e, first_empty, t, np.ones((n, length), bool)),
+            crf.partial_log_likelihood(e, allowed[0], t, mask))  # broadcast sets
 
-  value, (g_em, g_t) = run(em, trans)
+  (value, (g_em, g_t)), want_em, full, none, shared = run(em, trans)
   assert np.isfinite(value) and np.all(np.isfinite(g_em)) and np.all(np.isfinite(g_t))
   # d/d emissions = restricted marginals - marginals.
-  restricted = crf.marginals(jnp.where(allowed, em, -jnp.inf), trans, mask)
-  np.testing.assert_allclose(g_em, restricted - crf.marginals(em, trans, mask), atol=1e-5)
+  np.testing.assert_allclose(g_em, want_em, atol=1e-5)
   assert np.all(np.asarray(g_em)[2] == 0)
   # All-True sets: log-likelihood 0; an empty set at a valid position: -inf.
-  full = crf.partial_log_likelihood(em, np.ones_like(allowed), trans, mask)
   np.testing.assert_allclose(full, 0.0, atol=1e-5)
-  first_empty = allowed.copy()
-  first_empty[:, 0] = False
-  none = crf.partial_log_likelihood(em, first_empty, trans, np.ones((n, length), bool))
   assert np.all(np.isneginf(np.asarray(none)))
-  # allowed broadcasts over leading axes
-  shared = crf.partial_log_likelihood(em, allowed[0], trans, mask)
   assert shared.shape == (n,)
 
 
