@@ -2,12 +2,15 @@
 
 `quantize` is one pure function returning a `NamedTuple`, in the spirit of
 haiku's `VectorQuantizer` dict but without the `[N, K]` distances or one-hot
-encodings (they are what makes the layer memory-bound; ANCHORS.md §3.4).
-Usage statistics are code counts from a scatter-add, so perplexity costs
-`O(N + K)` memory; with `axis_name` the counts are `psum`-ed so every device
-reports the global perplexity.
+encodings (they are what makes the layer memory-bound). Usage statistics are
+code counts from a scatter-add, so perplexity and the fraction of codes used
+cost `O(N + K)` memory; with `axis_name` the counts are `psum`-ed so every
+device reports the global numbers. Every quantizer in `jaxblog.vq` reports the
+same two statistics (`perplexity`, `usage`), so collapse is visible whichever
+one is trained.
 
-Weights follow the article's names (SPEC.md §2.1): `codebook_weight` (Su's β,
+Weights follow the article's names (Su 2019, https://kexue.fm/archives/6760:
+"β" for the codebook term, "γ" for the commitment term): `codebook_weight` (Su's β,
 the paper's 1) multiplies `mean((sg[z] − e)²)`, `commitment_weight` (Su's γ,
 the paper's β = 0.25) multiplies `mean((z − sg[e])²)`. With EMA codebooks
 (`jaxblog.vq.ema_update`) pass `codebook_weight=0`.
@@ -37,14 +40,16 @@ class QuantizeResult(NamedTuple):
     indices: int32 `[...]` chosen code per vector.
     loss: scalar `codebook_weight·mean((sg[z]−e)²) + commitment_weight·mean((z−sg[e])²)`.
     perplexity: scalar `exp(entropy)` of the code usage in this batch (1 … K).
+    usage: scalar fraction of the K codes used at least once in this batch.
   """
   quantized: jax.Array
   indices: jax.Array
   loss: jax.Array
   perplexity: jax.Array
+  usage: jax.Array
 
 
-def check_mask(mask, batch_shape) -> None:
+def check_mask(mask: jax.Array | None, batch_shape: tuple[int, ...]) -> None:
   """`mask` must be bool with the batch shape `[...]` of `z`."""
   if mask is None:
     return
@@ -54,7 +59,8 @@ def check_mask(mask, batch_shape) -> None:
         f"mask must have the batch shape of z [...] = {tuple(batch_shape)}, got {jnp.shape(mask)}")
 
 
-def code_counts(indices, num_codes: int, *, mask=None, axis_name=None):
+def code_counts(indices: jax.Array, num_codes: int, *, mask: jax.Array | None = None,
+                axis_name: str | None = None) -> jax.Array:
   """float32 `[K]` number of (valid) vectors assigned to each code.
 
   Args:
@@ -66,8 +72,15 @@ def code_counts(indices, num_codes: int, *, mask=None, axis_name=None):
   Returns:
     float32 `[K]` counts (global over `axis_name` when given).
 
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxblog import vq
+    >>> vq.code_counts(jnp.asarray([[0, 2], [2, 2]]), 4).tolist()
+    [1.0, 0.0, 3.0, 0.0]
+
   References:
-    SPEC.md §2.1 (usage statistics for perplexity and EMA).
+    van den Oord et al. 2017, "Neural Discrete Representation Learning"
+    (arXiv:1711.00937): usage statistics for perplexity and the EMA codebook.
   """
   _checks.require_integer("indices", indices)
   check_mask(mask, jnp.shape(indices))
@@ -80,7 +93,7 @@ def code_counts(indices, num_codes: int, *, mask=None, axis_name=None):
   return counts
 
 
-def perplexity(counts):
+def perplexity(counts: jax.Array) -> jax.Array:
   """`exp(−Σ p log p)` with `p = counts / Σ counts` (1 for an empty batch).
 
   Args:
@@ -90,7 +103,7 @@ def perplexity(counts):
     scalar float32, between 1 and the number of used codes.
 
   References:
-    van den Oord et al. 2017 (codebook usage); SPEC.md §2.1.
+    van den Oord et al. 2017 (codebook usage).
   """
   counts = jnp.asarray(counts, jnp.float32)
   total = jnp.sum(counts)
@@ -99,7 +112,25 @@ def perplexity(counts):
   return jnp.exp(entropy)
 
 
-def masked_mean(sq, mask):
+def code_usage(counts: jax.Array) -> jax.Array:
+  """Fraction of codes with a non-zero count (0 for an empty batch).
+
+  Args:
+    counts: `[..., K]` non-negative usage counts (e.g. `code_counts`).
+
+  Returns:
+    float32 `[...]` in `[0, 1]`: used codes / K.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxblog import vq
+    >>> float(vq.code_usage(jnp.asarray([3.0, 0.0, 1.0, 0.0])))
+    0.5
+  """
+  return jnp.mean((jnp.asarray(counts) > 0).astype(jnp.float32), axis=-1)
+
+
+def masked_mean(sq: jax.Array, mask: jax.Array | None) -> jax.Array:
   """Mean of `sq [..., D]` over all elements, or over the rows where `mask`."""
   if mask is None:
     return jnp.mean(sq)
@@ -108,9 +139,10 @@ def masked_mean(sq, mask):
   return jnp.sum(sq * w) / jnp.maximum(denom, 1.0)
 
 
-def quantize(z, codebook, *, commitment_weight: float = 0.25, codebook_weight: float = 1.0,
-             metric: str = "euclidean", gradient: str = "straight_through", mask=None,
-             axis_name=None, chunk_size: int | None = None) -> QuantizeResult:
+def quantize(z: jax.Array, codebook: jax.Array, *, commitment_weight: float = 0.25,
+             codebook_weight: float = 1.0, metric: str = "euclidean",
+             gradient: str = "straight_through", mask: jax.Array | None = None,
+             axis_name: str | None = None, chunk_size: int | None = None) -> QuantizeResult:
   """Quantize `z` to its nearest codes with the VQ-VAE losses.
 
   Args:
@@ -120,15 +152,16 @@ def quantize(z, codebook, *, commitment_weight: float = 0.25, codebook_weight: f
     codebook_weight: weight of `mean((sg[z] − e)²)` (Su's β); 0 for EMA codebooks.
     metric: `"euclidean"`, or `"cosine"`: `z` and the codes are L2-normalised
       first and everything (output, losses) lives on the unit sphere.
-    gradient: `"straight_through"` (SPEC.md §2.1) or `"rotation"` (rotation trick).
+    gradient: `"straight_through"` (the article's estimator) or `"rotation"`
+      (rotation trick).
     mask: optional bool `[...]`, `True` = valid; invalid rows are left out of
       the losses and the usage counts (their `quantized` is still computed).
     axis_name: optional mapped axis; usage counts for perplexity are `psum`-ed.
     chunk_size: passed to `nearest`.
 
   Returns:
-    `QuantizeResult(quantized, indices, loss, perplexity)`; `quantized` has the
-    shape and dtype of `z`.
+    `QuantizeResult(quantized, indices, loss, perplexity, usage)`;
+    `quantized` has the shape and dtype of `z`, `indices` int32 `[...]`.
 
   Example:
     >>> import jax.numpy as jnp
@@ -137,9 +170,12 @@ def quantize(z, codebook, *, commitment_weight: float = 0.25, codebook_weight: f
     >>> res = vq.quantize(jnp.asarray([[0.9, 1.2], [0.1, -0.1]]), codebook)
     >>> res.indices.tolist(), round(float(res.loss), 4), round(float(res.perplexity), 2)
     ([1, 0], 0.0219, 2.0)
+    >>> float(res.usage)
+    1.0
 
   References:
-    Su 2019, "VQ-VAE的简明介绍" (SPEC.md §2.1, loss with β = 1, γ = 0.25).
+    Su 2019, 《VQ-VAE的简明介绍：量子化自编码器》, https://kexue.fm/archives/6760
+    (loss with β = 1, γ = 0.25); van den Oord et al. 2017 (arXiv:1711.00937).
   """
   _nearest.check_codebook(z, codebook)
   if gradient not in _GRADIENTS:
@@ -165,4 +201,5 @@ def quantize(z, codebook, *, commitment_weight: float = 0.25, codebook_weight: f
   else:
     quantized = _rotation.straight_through(zf, codes)
   counts = code_counts(indices, cb.shape[0], mask=mask, axis_name=axis_name)
-  return QuantizeResult(quantized.astype(out_dtype), indices, loss, perplexity(counts))
+  return QuantizeResult(quantized.astype(out_dtype), indices, loss, perplexity(counts),
+                        code_usage(counts))

@@ -33,17 +33,19 @@ class ResidualResult(NamedTuple):
     perplexity: `[S]` code-usage perplexity per stage.
     residuals: `[S, ..., D]` the (stop-gradient) input of each stage, e.g. for
       a per-stage `ema_update` under `jax.vmap`.
+    usage: `[S]` fraction of each stage's codes used in this batch.
   """
   quantized: jax.Array
   indices: jax.Array
   loss: jax.Array
   perplexity: jax.Array
   residuals: jax.Array
+  usage: jax.Array
 
 
-def residual_quantize(z, codebooks, *, commitment_weight: float = 0.25,
-                      codebook_weight: float = 1.0, mask=None,
-                      axis_name=None) -> ResidualResult:
+def residual_quantize(z: jax.Array, codebooks: jax.Array, *, commitment_weight: float = 0.25,
+                      codebook_weight: float = 1.0, mask: jax.Array | None = None,
+                      axis_name: str | None = None) -> ResidualResult:
   """Quantize `z` with `S` residual stages.
 
   Args:
@@ -55,10 +57,20 @@ def residual_quantize(z, codebooks, *, commitment_weight: float = 0.25,
     axis_name: optional mapped axis for the usage counts.
 
   Returns:
-    `ResidualResult(quantized, indices, loss, perplexity, residuals)`.
+    `ResidualResult(quantized, indices, loss, perplexity, residuals, usage)`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxblog import vq
+    >>> books = jnp.asarray([[[0.0], [2.0]], [[0.0], [0.5]]])  # S=2, K=2, D=1
+    >>> res = vq.residual_quantize(jnp.asarray([[2.4], [0.1]]), books)
+    >>> res.indices.tolist(), res.quantized[:, 0].tolist(), res.usage.tolist()
+    ([[1, 1], [0, 0]], [2.5, 0.0], [1.0, 1.0])
 
   References:
-    Residual VQ (Zeghidour et al. 2021), built on the quantizer of SPEC.md §2.1.
+    Zeghidour et al. 2021, "SoundStream: An End-to-End Neural Audio Codec"
+    (arXiv:2107.03312), residual VQ; the stage quantizer is that of Su 2019,
+    https://kexue.fm/archives/6760.
   """
   _checks.require_floating("codebooks", codebooks)
   if np.ndim(codebooks) != 3 or np.shape(codebooks)[0] < 1:
@@ -75,11 +87,12 @@ def residual_quantize(z, codebooks, *, commitment_weight: float = 0.25,
                                 codebook_weight=codebook_weight, mask=mask,
                                 axis_name=axis_name)
     codes = jnp.take(codebook.astype(dtype), result.indices, axis=0)
-    out = (codes, result.indices, result.loss, result.perplexity, lax.stop_gradient(residual))
+    out = (codes, result.indices, result.loss, result.perplexity, lax.stop_gradient(residual),
+           result.usage)
     return residual - lax.stop_gradient(codes), out
 
-  _, (codes, indices, losses, perplexities, residuals) = lax.scan(
+  _, (codes, indices, losses, perplexities, residuals, usage) = lax.scan(
       stage, zf, codebooks.astype(dtype))
   quantized = _rotation.straight_through(zf, jnp.sum(codes, axis=0))
   return ResidualResult(quantized.astype(out_dtype), jnp.moveaxis(indices, 0, -1),
-                        jnp.sum(losses), perplexities, residuals)
+                        jnp.sum(losses), perplexities, residuals, usage)

@@ -3,10 +3,10 @@ import doctest
 
 import pytest
 
-from jaxblog.vq import _ema, _quantize
+from jaxblog.vq import _ema, _fsq, _grouped, _lfq, _quantize, _residual
 
 
-@pytest.mark.parametrize("module", [_quantize, _ema])
+@pytest.mark.parametrize("module", [_quantize, _ema, _residual, _fsq, _lfq, _grouped])
 def test_docstring_examples(module):
   result = doctest.testmod(module, verbose=False)
   assert result.attempted > 0 and result.failed == 0
