@@ -87,8 +87,8 @@ class Config:
   samples: int = 4  # decoded examples shown per language
 
 
-QUICK = Config(seeds=(0,), per_table_zh=6, per_table_en=2, max_tables_en=60, max_eval=150,
-               epochs=2, batch=16)
+QUICK = Config(seeds=(0,), per_table_zh=6, per_table_en=2, max_tables_en=60, max_eval=60,
+               epochs=2, batch=16, max_len=96, positions=56)
 FULL = Config()
 
 
@@ -130,7 +130,7 @@ class Encoder:
       self.name = "ALBERT-tiny (CKIP, zh)"
     else:
       from tokenizers import Tokenizer  # pylint: disable=import-outside-toplevel
-      directory = packages.package_file(*MINILM).parent / "model"
+      directory = packages.package_file(*MINILM)
       model, variables = load_hf_bert(directory)
       self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
       self.tokenizer.no_truncation()
