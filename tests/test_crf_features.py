@@ -170,9 +170,9 @@ def test_sample_batch_layout_and_determinism():
 
   @jax.jit
   def run(k, e):
-    sharp, _ = crf.viterbi(100 * e, trans, mask)
+    sharp, _ = crf.viterbi(100 * e, 100 * trans, mask)
     return (crf.sample(k, e, trans, mask, num_samples=6),
-            crf.sample(k, 100 * e, trans, mask, num_samples=3), sharp)
+            crf.sample(k, 100 * e, 100 * trans, mask, num_samples=3), sharp)
 
   a, peaked, sharp = run(key, em)
   assert a.shape == (6, 2, 3, 4) and a.dtype == jnp.int32
