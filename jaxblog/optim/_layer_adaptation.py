@@ -14,7 +14,8 @@ Like the reference, a leaf whose squared norm underflows to 0 (entries below
 ~1e-19 in float32) counts as zero and keeps ratio 1.
 
 References:
-  SPEC.md §1.2 (《6个派生优化器的简单介绍及其实现》, layer adaptation);
+  Su, 《6个派生优化器的简单介绍及其实现》, https://kexue.fm/archives/7094
+  (layer adaptation);
   You et al., "Large Batch Optimization for Deep Learning: Training BERT in
   76 minutes" (LAMB).
 """
@@ -83,7 +84,8 @@ def layer_adaptation(
     ...                    optim.layer_adaptation(exclude=("bias",)), optax.scale(-1e-3))
 
   References:
-    SPEC.md §1.2; You et al. 2019 (LAMB).
+    Su, https://kexue.fm/archives/7094; You et al. 2019 (LAMB,
+    arXiv:1904.00962).
   """
   patterns = _names.compile_patterns("exclude", exclude)
   if layer_axis is not None and not isinstance(layer_axis, int):

@@ -16,7 +16,8 @@ sync whenever the 0-based step count `t` satisfies `t mod k == 0` — so after
 the very first step all weights become `α·θ₁`.
 
 References:
-  SPEC.md §1.5 (《6个派生优化器的简单介绍及其实现》, Lookahead; kexue.fm 6869);
+  Su, 《6个派生优化器的简单介绍及其实现》, https://kexue.fm/archives/7094, and
+  https://kexue.fm/archives/6869 (Lookahead);
   Zhang, Lucas, Hinton, Ba, "Lookahead Optimizer: k steps forward, 1 step back".
 """
 from __future__ import annotations
@@ -72,7 +73,7 @@ def lookahead(inner: optax.GradientTransformation, sync_period: int = 5,
     >>> updates, state = tx.update({"w": jnp.ones(3)}, state, params)
 
   References:
-    SPEC.md §1.5; Zhang et al. 2019.
+    Su, https://kexue.fm/archives/7094; Zhang et al. 2019 (arXiv:1907.08610).
   """
   if isinstance(sync_period, bool) or not isinstance(sync_period, int) or sync_period < 1:
     raise ValueError(f"sync_period must be an int >= 1, got {sync_period!r}")

@@ -8,7 +8,8 @@ with `re.search`. Patterns are compiled at construction time so a bad regex
 is a `ValueError` when the optimizer is built, not mid-training.
 
 References:
-  SPEC.md §0.2 and §9.1 (name filters use `re.search`).
+  bert4keras `optimizers.py`: `exclude_from_weight_decay` and the other
+  name filters use `re.search`; Su, https://kexue.fm/archives/7094.
 """
 from __future__ import annotations
 

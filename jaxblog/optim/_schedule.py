@@ -10,7 +10,8 @@ Steps are 0-based and read before the increment (the first update uses ρ(0)),
 which matches optax's `count`.
 
 References:
-  SPEC.md §1.3 (《6个派生优化器的简单介绍及其实现》, piecewise linear LR).
+  Su, 《6个派生优化器的简单介绍及其实现》, https://kexue.fm/archives/7094
+  (piecewise linear learning rate).
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def piecewise_linear(schedule: Mapping[int, float],
     [0.5, 0.55, 0.1]
 
   References:
-    SPEC.md §1.3.
+    Su, https://kexue.fm/archives/7094 (piecewise linear learning rate).
   """
   if not isinstance(schedule, Mapping):
     raise TypeError(f"schedule must be a mapping step -> multiplier, got {schedule!r}")

@@ -7,7 +7,8 @@ Excluded leaves (path-name regexes) pass through untouched; the selection is
 resolved at trace time, so excluded leaves cost nothing.
 
 References:
-  SPEC.md §1.1 (《6个派生优化器的简单介绍及其实现》, weight decay).
+  Su, 《6个派生优化器的简单介绍及其实现》, https://kexue.fm/archives/7094
+  (weight decay).
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def weight_decay(rate: float, exclude: Sequence[str] = ()) -> optax.GradientTran
     >>> state = tx.init(params)
 
   References:
-    SPEC.md §1.1; Loshchilov & Hutter, "Decoupled Weight Decay Regularization".
+    Su, https://kexue.fm/archives/7094; Loshchilov & Hutter, "Decoupled
+    Weight Decay Regularization" (arXiv:1711.05101).
   """
   try:
     rate_f = float(rate)

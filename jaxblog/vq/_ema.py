@@ -10,7 +10,7 @@ Design choices:
 * `ema_init` starts from *consistent* statistics, `m_i = c_i · e_i` with
   `c_i = cluster_size` (default 1, i.e. one pseudo-observation at the initial
   code), rather than zero sums. Zero `N` with non-zero `m` is the inconsistency
-  behind several reported blow-ups (ANCHORS.md §3.3: nadavbh12/VQ-VAE#11,
+  behind several reported blow-ups (nadavbh12/VQ-VAE#11,
   lucidrains#66); `restart_dead_codes` keeps the same invariant.
 * Statistics are a scatter-add over the flat batch, `O(N·D + K·D)` memory, no
   `[N, K]` one-hot. With `axis_name` both sums are `psum`-ed before the update,
@@ -43,7 +43,7 @@ class EMAState(NamedTuple):
   embed_sum: jax.Array
 
 
-def ema_init(codebook, *, cluster_size=1.0) -> EMAState:
+def ema_init(codebook: jax.Array, *, cluster_size: float | jax.Array = 1.0) -> EMAState:
   """EMA state whose statistics reproduce `codebook` exactly.
 
   Args:
@@ -56,7 +56,8 @@ def ema_init(codebook, *, cluster_size=1.0) -> EMAState:
     the codebook's wider float dtype).
 
   References:
-    van den Oord et al. 2017 (VQ-VAE EMA); Su 2019 mentions it (SPEC.md §2.1).
+    van den Oord et al. 2017 (VQ-VAE EMA, arXiv:1711.00937); Su 2019 mentions
+    it, https://kexue.fm/archives/6760.
   """
   _checks.require_floating("codebook", codebook)
   if np.ndim(codebook) != 2 or np.shape(codebook)[0] < 1:
@@ -70,12 +71,13 @@ def ema_init(codebook, *, cluster_size=1.0) -> EMAState:
   return EMAState(codebook, sizes, codebook * sizes[:, None])
 
 
-def check_decay(decay) -> None:
+def check_decay(decay: float) -> None:
   if isinstance(decay, (int, float)) and not 0.0 <= decay < 1.0:
     raise ValueError(f"decay must be in [0, 1), got {decay}")
 
 
-def smoothed_codebook(cluster_size, embed_sum, eps):
+def smoothed_codebook(cluster_size: jax.Array, embed_sum: jax.Array,
+                      eps: float) -> jax.Array:
   """`embed_sum / Ñ` with Laplace-smoothed sizes `Ñ_i = (N_i+ε)/(ΣN+Kε)·ΣN`."""
   total = jnp.sum(cluster_size)
   num_codes = cluster_size.shape[0]
@@ -83,8 +85,9 @@ def smoothed_codebook(cluster_size, embed_sum, eps):
   return embed_sum / jnp.maximum(smoothed, jnp.finfo(embed_sum.dtype).tiny)[:, None]
 
 
-def ema_update(state: EMAState, z, indices, *, decay: float = 0.99, eps: float = 1e-5,
-               mask=None, axis_name=None) -> EMAState:
+def ema_update(state: EMAState, z: jax.Array, indices: jax.Array, *, decay: float = 0.99,
+               eps: float = 1e-5, mask: jax.Array | None = None,
+               axis_name: str | None = None) -> EMAState:
   """One EMA step of the codebook towards the mean of its assigned vectors.
 
   Args:
@@ -110,7 +113,7 @@ def ema_update(state: EMAState, z, indices, *, decay: float = 0.99, eps: float =
     ([1.5, 1.0], [1.0, -2.0])
 
   References:
-    van den Oord et al. 2017, appendix A.1; SPEC.md §2.1 (EMA mention).
+    van den Oord et al. 2017, appendix A.1 (arXiv:1711.00937).
   """
   _nearest.check_codebook(z, state.codebook)
   _checks.require_integer("indices", indices)

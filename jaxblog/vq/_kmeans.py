@@ -6,7 +6,7 @@ distinct random rows (the restart sampler), and a cluster that loses all its
 points keeps its previous centre. With `axis_name` the per-cluster sums and
 counts are `psum`-ed and the starting rows come from the first device, so
 every device ends with the same codebook (the synced k-means that
-lucidrains PR #17 asks for; ANCHORS.md §3.3).
+lucidrains/vector-quantize-pytorch PR #17 asks for).
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from jaxblog.vq import _quantize
 from jaxblog.vq import _restart
 
 
-def kmeans_init(z, num_codes: int, rng, *, iters: int = 10, mask=None, axis_name=None):
+def kmeans_init(z: jax.Array, num_codes: int, rng: jax.Array, *, iters: int = 10,
+                mask: jax.Array | None = None, axis_name: str | None = None) -> jax.Array:
   """A `[K, D]` codebook from `iters` Lloyd iterations on `z`.
 
   Args:
@@ -38,7 +39,7 @@ def kmeans_init(z, num_codes: int, rng, *, iters: int = 10, mask=None, axis_name
 
   References:
     k-means init for VQ (Zeghidour et al. 2021, SoundStream); extension of
-    SPEC.md §2.1.
+    https://kexue.fm/archives/6760 (the quantizer it initialises).
   """
   _checks.require_floating("z", z)
   _checks.require_min_rank("z", z, 1, "[..., D]")

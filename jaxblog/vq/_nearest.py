@@ -1,10 +1,10 @@
 """Nearest-code search without the `[N, K, D]` tensor, and without a full `[N, K]` one.
 
 The squared distance `‖z − e‖² = ‖z‖² − 2 z·e + ‖e‖²` is ranked per row, so the
-row constant `‖z‖²` drops out (SPEC.md §2.2: the reference computes distances
-the same way). The score `z·e − ‖e‖²/2` — the largest is the nearest — comes
+row constant `‖z‖²` drops out (the article's code, https://kexue.fm/archives/6760,
+expands the distance the same way). The score `z·e − ‖e‖²/2` — the largest is the nearest — comes
 out of one GEMM on `[z, 1]` and `[e, −‖e‖²/2]`, with no elementwise pass over
-the scores. Two more things make it fast and small on XLA:CPU (PERF.md):
+the scores. Two more things make it fast and small on XLA:CPU (docs/vq.md):
 
 * the first index of the maximum is found as `min(where(s == max(s), iota, K))`,
   two plain reductions, instead of the variadic `argmax` reduce that is ~10×
@@ -32,7 +32,7 @@ _CHUNK_BYTES = 2 << 20
 _METRICS = ("euclidean", "cosine")
 
 
-def check_codebook(z, codebook) -> None:
+def check_codebook(z: jax.Array, codebook: jax.Array) -> None:
   """Trace-time checks shared by every function that pairs `z` with a codebook."""
   _checks.require_floating("z", z)
   _checks.require_floating("codebook", codebook)
@@ -48,7 +48,7 @@ def check_codebook(z, codebook) -> None:
         f"codebook has shape {np.shape(codebook)}")
 
 
-def l2_normalize(x, axis: int = -1, eps: float = 1e-12):
+def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
   """`x / max(‖x‖, eps)` along `axis` (zero vectors stay zero, no NaN)."""
   sq = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
   return x * lax.rsqrt(jnp.maximum(sq, eps * eps))
@@ -79,13 +79,14 @@ def _block_indices(zc, codebook_aug):
   return _first_max_index(scores)
 
 
-def nearest(z, codebook, *, metric: str = "euclidean", chunk_size: int | None = None):
+def nearest(z: jax.Array, codebook: jax.Array, *, metric: str = "euclidean",
+            chunk_size: int | None = None) -> jax.Array:
   """Index of the nearest codebook row for every vector in `z`.
 
   Args:
     z: `[..., D]` floating vectors (bf16/fp16 are compared in float32).
     codebook: `[K, D]` floating codes, `K >= 1`.
-    metric: `"euclidean"` (squared distance, SPEC.md §2.1) or `"cosine"`
+    metric: `"euclidean"` (squared distance, as in the article) or `"cosine"`
       (largest `z·e / ‖e‖`, i.e. nearest on the unit sphere).
     chunk_size: rows per block of the score matrix; default keeps a
       `[chunk, K]` float32 block near 2 MiB, and no chunking when the whole
@@ -95,8 +96,16 @@ def nearest(z, codebook, *, metric: str = "euclidean", chunk_size: int | None = 
     int32 `[...]`: `argmin_k ‖z − e_k‖²` (ties go to the lowest index).
     Never materialises `[N, K, D]`; peak temporary is one `[chunk, K]` block.
 
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxblog import vq
+    >>> codebook = jnp.asarray([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
+    >>> vq.nearest(jnp.asarray([[0.9, 0.8], [-1.0, 0.2]]), codebook).tolist()  # ties: lowest
+    [1, 0]
+
   References:
-    Su 2019, "VQ-VAE的简明介绍" (SPEC.md §2.1–2.2, matmul-form distances).
+    Su 2019, 《VQ-VAE的简明介绍：量子化自编码器》, https://kexue.fm/archives/6760
+    (nearest code, matmul-form distances).
   """
   check_codebook(z, codebook)
   if metric not in _METRICS:

@@ -3,7 +3,7 @@
 A code whose EMA assignment count `N_i` fell below `threshold` is moved onto a
 random encoder output of the current batch, and its statistics are reset to
 `N_i = reset_size`, `m_i = reset_size · z_sampled`. Resetting both is the
-point: moving only the code (espnet/espnet#6284, ANCHORS.md §3.3) lets the
+point: moving only the code (the bug of espnet/espnet#6284) lets the
 next `ema_update` recompute `m_i / Ñ_i` from the stale sums and undo the
 restart at once.
 
@@ -42,7 +42,8 @@ def _candidates(z, num, rng, mask, axis_name):
   return cand, num_valid
 
 
-def reseed_codes(codebook, dead, z, rng, *, mask=None, axis_name=None):
+def reseed_codes(codebook: jax.Array, dead: jax.Array, z: jax.Array, rng: jax.Array, *,
+                 mask: jax.Array | None = None, axis_name: str | None = None) -> jax.Array:
   """Replace the rows of `codebook` flagged in `dead` by random rows of `z`.
 
   Args:
@@ -58,7 +59,8 @@ def reseed_codes(codebook, dead, z, rng, *, mask=None, axis_name=None):
 
   References:
     Dead-code restart (Dhariwal et al. 2020; Zeghidour et al. 2021), an
-    extension of SPEC.md §2.1 (which has none, §2.3).
+    extension of the article's quantizer (https://kexue.fm/archives/6760,
+    which has none).
   """
   _nearest.check_codebook(z, codebook)
   _checks.require_bool("dead", dead)
@@ -82,9 +84,10 @@ def _reseed(codebook, dead, z, rng, mask, axis_name):
   return jnp.where(restarted[:, None], pick, codebook), restarted
 
 
-def restart_dead_codes(state: _ema.EMAState, z, rng, *, threshold: float = 1.0,
-                       reset_size: float | None = None, mask=None,
-                       axis_name=None) -> _ema.EMAState:
+def restart_dead_codes(state: _ema.EMAState, z: jax.Array, rng: jax.Array, *,
+                       threshold: float = 1.0, reset_size: float | None = None,
+                       mask: jax.Array | None = None,
+                       axis_name: str | None = None) -> _ema.EMAState:
   """Re-seed EMA codes with `cluster_size < threshold` and reset their statistics.
 
   Args:
@@ -101,7 +104,8 @@ def restart_dead_codes(state: _ema.EMAState, z, rng, *, threshold: float = 1.0,
     The new `EMAState` (live codes untouched).
 
   References:
-    Extension of SPEC.md §2.1 EMA; ANCHORS.md §3.3 (the stale-statistics bug).
+    van den Oord et al. 2017 (EMA codebook); espnet/espnet#6284 (the
+    stale-statistics bug).
   """
   if isinstance(threshold, (int, float)) and threshold < 0:
     raise ValueError(f"threshold must be >= 0, got {threshold}")

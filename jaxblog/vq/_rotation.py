@@ -4,7 +4,8 @@ Both return the quantized value in the forward pass; they differ in what the
 encoder sees in the backward pass.
 
 * `straight_through(x, y) = x + sg[y − x]`: the gradient of the identity
-  (SPEC.md §2.1; Su's generic "forward of f, gradient of identity" trick).
+  (Su's generic "forward of f, gradient of identity" trick,
+  https://kexue.fm/archives/6760).
 * `rotation_trick(z, q)`: the output is `sg[λR]·z` with `R` the rotation that
   takes `z/‖z‖` to `q/‖q‖` in the plane they span and `λ = ‖q‖/‖z‖`, so the
   value is `q` and the gradient to `z` is `λ Rᵀ g` — it keeps the angle between
@@ -15,13 +16,14 @@ encoder sees in the backward pass.
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 from jaxblog import _checks
 
 
-def straight_through(x, y):
+def straight_through(x: jax.Array, y: jax.Array) -> jax.Array:
   """Value of `y`, gradient of the identity to `x`: `x + sg[y − x]`.
 
   Args:
@@ -31,8 +33,16 @@ def straight_through(x, y):
   Returns:
     An array equal to `y` whose derivative with respect to `x` is the identity.
 
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxblog import vq
+    >>> f = lambda x: jnp.sum(vq.straight_through(x, jnp.round(x)) * 3.0)
+    >>> float(f(jnp.asarray(0.7))), float(jax.grad(f)(jnp.asarray(0.7)))
+    (3.0, 3.0)
+
   References:
-    Su 2019, "VQ-VAE的简明介绍" (SPEC.md §2.1, straight-through estimator).
+    Su 2019, 《VQ-VAE的简明介绍：量子化自编码器》, https://kexue.fm/archives/6760
+    (straight-through estimator).
   """
   if jnp.shape(x) != jnp.shape(y):
     raise ValueError(f"x and y must have the same shape, got {jnp.shape(x)} and {jnp.shape(y)}")
@@ -45,7 +55,7 @@ def _safe_unit(v, eps):
   return v / norm, norm
 
 
-def rotation_trick(z, quantized, *, eps: float = 1e-6):
+def rotation_trick(z: jax.Array, quantized: jax.Array, *, eps: float = 1e-6) -> jax.Array:
   """Value of `quantized`, gradient through the rotation-and-scale taking `z` to it.
 
   Args:
@@ -59,7 +69,8 @@ def rotation_trick(z, quantized, *, eps: float = 1e-6):
     `λ = ‖quantized‖ / ‖z‖`.
 
   References:
-    Fifty et al. 2024 (rotation trick), applied to the quantizer of SPEC.md §2.1.
+    Fifty et al. 2024 (rotation trick, arXiv:2410.06424), applied to the
+    quantizer of https://kexue.fm/archives/6760.
   """
   _checks.require_floating("z", z)
   _checks.require_floating("quantized", quantized)

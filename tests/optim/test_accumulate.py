@@ -1,4 +1,7 @@
-"""accumulate: optax.MultiSteps trajectory, bert4keras reference, lax.cond (SPEC §1.4)."""
+"""accumulate: optax.MultiSteps trajectory, bert4keras reference, lax.cond.
+
+Reference: https://kexue.fm/archives/6794 (gradient accumulation).
+"""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,7 +42,7 @@ def test_inner_runs_only_on_emit_steps():
 
 
 def numpy_bert4keras(theta0, grads_fn, n, k, lr, wd, b1=0.9, b2=0.999, eps=1e-6):
-  """SPEC §1.4 written out: lag, zero first update, frozen slots, micro-step t."""
+  """The bert4keras semantics written out: lag, zero first update, frozen slots, micro-step t."""
   theta = {n_: np.asarray(v, np.float64) for n_, v in theta0.items()}
   acc = {n_: np.zeros_like(v) for n_, v in theta.items()}
   m = {n_: np.zeros_like(v) for n_, v in theta.items()}

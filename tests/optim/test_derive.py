@@ -1,4 +1,4 @@
-"""derive: the stacking order of API.md and the whole stack under jit."""
+"""derive: the documented stacking order and the whole stack under jit."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,4 @@
-"""ema and ema_params, also nested inside other wrappers (SPEC §9.1)."""
+"""ema and ema_params, also nested inside other wrappers (bert4keras EMA)."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,7 @@
-"""layer_adaptation: LAMB equivalence, closed form, exclusions, layer_axis (SPEC §1.2)."""
+"""layer_adaptation: LAMB equivalence, closed form, exclusions, layer_axis.
+
+Reference: https://kexue.fm/archives/7094 (layer adaptation).
+"""
 import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,7 @@
-"""lazy: rows with zero gradient untouched; reference vs LazyAdam state (SPEC §1.6)."""
+"""lazy: rows with zero gradient untouched; reference vs LazyAdam state.
+
+Reference: https://kexue.fm/archives/7094 (lazy optimization).
+"""
 import jax
 import jax.numpy as jnp
 import numpy as np

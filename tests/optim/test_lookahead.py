@@ -1,4 +1,4 @@
-"""lookahead: drop-in, optax fast params, zeros quirk (SPEC §1.5)."""
+"""lookahead: drop-in, optax fast params, zeros quirk (https://kexue.fm/archives/7094)."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,4 @@
-"""Path names and regex filters (API.md conventions)."""
+"""Path names (`"/".join` of the keys) and `re.search` regex filters."""
 from typing import NamedTuple
 
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""piecewise_linear: values at and between knots, errors (SPEC §1.3)."""
+"""piecewise_linear: values at and between knots, errors (https://kexue.fm/archives/7094)."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,4 @@
-"""weight_decay and derive(...) == optax.adamw (SPEC §1.1)."""
+"""weight_decay and derive(...) == optax.adamw (https://kexue.fm/archives/7094)."""
 import jax
 import jax.numpy as jnp
 import numpy as np

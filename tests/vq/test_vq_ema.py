@@ -116,7 +116,7 @@ def test_dead_code_restart_revives_codes_and_resets_stats():
 
 
 def test_restart_without_stat_reset_would_be_undone():
-  """The bug ANCHORS §3.3 names: moving the code but keeping m_i, N_i."""
+  """The bug of espnet/espnet#6284: moving the code but keeping m_i, N_i."""
   z, cb = _far_codebook_data()
   st = vq.ema_init(cb)
   for _ in range(5):
