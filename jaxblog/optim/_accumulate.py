@@ -137,8 +137,9 @@ def accumulate(
   def init_fn(params):
     acc = jax.tree.map(
         lambda p: jnp.zeros(jnp.shape(p), _checks.compute_dtype(jnp.result_type(p))), params)
-    zero = jnp.zeros([], jnp.int32)
-    return AccumulateState(zero, acc, inner.init(params), zero)
+    # Two distinct buffers: a donated state must not hold one array twice.
+    return AccumulateState(jnp.zeros([], jnp.int32), acc, inner.init(params),
+                           jnp.zeros([], jnp.int32))
 
   def skip_flag(updates, state, params):
     skip, _ = should_skip_update_fn(updates, state.gradient_step, params)

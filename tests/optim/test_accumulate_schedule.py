@@ -74,3 +74,28 @@ def test_errors():
   tx = optim.accumulate(inner, 2, should_skip_update_fn=lambda u, s, p: (jnp.zeros(2, bool), ()))
   with pytest.raises(ValueError, match="bool scalar"):
     tx.update({"a": jnp.ones(2)}, tx.init({"a": jnp.ones(2)}), {"a": jnp.ones(2)})
+
+
+@pytest.mark.parametrize("name", ["accumulate", "accumulate_b4k", "ema", "swa", "derive"])
+def test_state_can_be_donated(name):
+  """No state holds one buffer twice (XLA refuses to donate it)."""
+  tx = {
+      "accumulate": lambda: optim.accumulate(optax.adam(1e-3), k_schedule,
+                                             should_skip_update_fn=optax.skip_not_finite),
+      "accumulate_b4k": lambda: optim.accumulate(optax.adam(1e-3), 2, mode="bert4keras"),
+      "ema": lambda: optim.ema(optax.adam(1e-3), start_step=2),
+      "swa": lambda: optim.swa(optax.adam(1e-3), 2, 1),
+      "derive": lambda: optim.derive(optax.scale_by_adam(), 1e-3, ema=0.9, swa=(2, 0),
+                                     lookahead=(2, 0.5), grad_accum_steps=2),
+  }[name]()
+  params = make_params()
+
+  def step(p, s):
+    u, s = tx.update(jax.tree.map(jnp.ones_like, p), s, p)
+    return optax.apply_updates(p, u), s
+
+  step = jax.jit(step, donate_argnums=(0, 1))
+  p, s = jax.tree.map(jnp.copy, params), tx.init(params)
+  for _ in range(3):
+    p, s = step(p, s)
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(p))
