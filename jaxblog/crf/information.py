@@ -1,21 +1,19 @@
 """Entropy of a CRF and the KL divergence between two CRFs over the same lengths.
 
-Design: both are expectations of path scores under the model `p`. With
-`mu_t(j)` the tag marginals, `xi(i, j)` the expected number of `i -> j`
-transitions, and `mu_first`, `mu_last` the marginals of the first and last
-valid tag (all gradients of `log Z`),
-
-  `E_p[score] = sum_t <mu_t, f_t> + <xi, transitions> + <mu_first, start>
-  + <mu_last, end>`,
-
-so `H(p) = log Z_p - E_p[score_p]` and `KL(p || q) = E_p[score_p - score_q]
-- log Z_p + log Z_q`. The gradients come from the same forward-backward pass
-that differentiates `log_partition` (one `jax.value_and_grad` per sequence,
-vectorised with `jax.vmap` so each sequence gets its own transition counts),
-and the results are differentiable again. Entries the model forbids (`-inf`
-scores) have zero marginal and are left out of the sums, so constrained
-models give no NaN; `KL(p || q)` is `+inf` when `q` forbids a path `p` allows.
-A sequence with no valid position has entropy 0 and divergence 0.
+Design: both are expectations of path scores under the model `p`:
+`H(p) = log Z_p - E_p[score_p]` and `KL(p || q) = E_p[score_p - score_q]
+- log Z_p + log Z_q`. The expectation `E_p[d-score]` of any additive score
+`d` (emissions, transitions, start, end) equals `sum_t <mu_t, d_f_t> +
+<xi, d_transitions> + ...` with the marginals `mu` and expected transition
+counts `xi`; rather than forming those per sequence, one forward scan carries
+next to the scaled forward state of `jaxblog.crf.forward` the expected d-score
+of the prefix ending in each tag (an "expectation semiring" recursion; two
+extra `[K, K] @ [K, N]` products per step). Plain autodiff differentiates
+it. Entries the model forbids (`-inf` scores) are left out of the sums, so
+constrained models give no NaN values or gradients; `KL(p || q)` is `+inf`
+when `q` forbids an entry that `p` uses with positive probability (counted
+with the same recursion). A sequence with no valid position has entropy 0 and
+divergence 0.
 
 Example:
   >>> import jax.numpy as jnp
@@ -37,50 +35,67 @@ References:
 from __future__ import annotations
 
 import jax
+from jax import lax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 import numpy as np
 
 from jaxblog import _chain
-from jaxblog.crf.forward import _log_z
+from jaxblog.crf.forward import (
+    _finite_or_zero, _log_z, _safe_log, _shift_rows, _time_major)
 
 
-def _expectations(chain):
-  """`log Z [N]` and its gradients, one set per sequence.
+def _expected_score(chain, d_em, d_trans, d_start, d_end):
+  """`log Z [N]` of `chain` and `E[d-score] [N]` under it, in one forward scan.
 
-  Returns:
-    `(log Z [N], (mu [N, L, K], xi [N, K, K], mu_first [N, K], mu_last [N, K]))`.
+  The `d` arrays are finite scores laid out like the chain's (`[N, L, K]`,
+  `[K, K]`, `[K]`, `[K]`); the caller zeroes them where the chain forbids an
+  entry. Alongside the scaled forward state `p_t(j)` (as in
+  `jaxblog.crf.forward`) the scan carries `e_t(j)`, the expected d-score of
+  the prefix given that it ends in tag `j`:
+  `e_t(j) = sum_i w_ij (e_prev(i) + d_trans[i, j]) + d_f_t(j)` with the
+  predecessor weights `w_ij ~ p_prev(i) exp(trans[i, j])`, i.e. two
+  `[K, K] @ [K, N]` products over the normaliser. Plain autodiff gives the
+  gradient.
   """
   em, trans, start, end, mask = chain[:5]
+  first = _chain.boundaries(mask)[0]
+  r, expt = _shift_rows(trans)
+  expt_t, weighted_t = expt.T, (expt * d_trans).T
 
-  def one(e, m):
-    fn = lambda e, t, s, z: _log_z(e[None], t, s, z, m[None])[0]
-    return jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(e, trans, start, end)
+  def step(carry, xs):
+    p, c, e = carry
+    f_t, g_t, m_t, first_t = xs
+    norm = expt_t @ p
+    ratio = (expt_t @ (p * e) + weighted_t @ p) / jnp.where(norm > 0, norm, 1.0)
+    e_new = jnp.where(first_t[None, :], d_start[:, None], ratio) + g_t
+    l = jnp.where(first_t[None, :], start[:, None], _safe_log(norm)) + f_t
+    top = _finite_or_zero(jnp.max(l, axis=0))
+    p_new = jnp.exp(l - top[None, :])
+    keep = m_t[None, :]
+    return (jnp.where(keep, p_new, p),
+            jnp.where(m_t, jnp.where(first_t, 0.0, c) + top, c),
+            jnp.where(keep, jnp.where(p_new > 0, e_new, 0.0), e)), None
 
-  return jax.vmap(one)(em, mask)
+  n, _, k = em.shape
+  init = (jnp.ones((k, n), em.dtype), jnp.zeros((n,), em.dtype), jnp.zeros((k, n), em.dtype))
+  xs = (_time_major(em, r), jnp.transpose(d_em, (1, 2, 0)), mask.T, first.T)
+  (p, c, e), _ = lax.scan(step, init, xs)
+  end_r = end - r
+  w = p * jnp.exp(end_r - _finite_or_zero(jnp.max(end_r)))[:, None]
+  total = jnp.sum(w, axis=0)
+  expected = jnp.sum(w * (e + d_end[:, None]), axis=0) / jnp.where(total > 0, total, 1.0)
+  logz = c + jax.nn.logsumexp(_safe_log(p) + end_r[:, None], axis=0)
+  valid = jnp.any(mask, axis=1)
+  return jnp.where(valid, logz, 0.0), jnp.where(valid, expected, 0.0)
 
 
-def _weighted(prob, x):
-  """`sum(prob * x)` over all but the batch axis, 0 wherever `prob` is 0.
-
-  `x` may hold `-inf` (forbidden entries, whose probability is 0) or a
-  difference `inf`/NaN there; the double `where` keeps values and gradients
-  finite.
-  """
-  keep = prob > 0
-  safe = jnp.where(keep, x, 0.0)
-  axes = tuple(range(1, prob.ndim))
-  return jnp.sum(jnp.where(keep, prob * safe, 0.0), axis=axes)
-
-
-def _expected_score(grads, chain):
-  """`E_p[score_q]` per sequence, with `grads` from `p` and the scores of `q`."""
-  mu, xi, mu_first, mu_last = grads
-  em, trans, start, end = chain[:4]
-  n = em.shape[0]
-  return (_weighted(mu, em) + _weighted(xi, jnp.broadcast_to(trans, (n,) + trans.shape))
-          + _weighted(mu_first, jnp.broadcast_to(start, (n,) + start.shape))
-          + _weighted(mu_last, jnp.broadcast_to(end, (n,) + end.shape)))
+def _finite(x, *others):
+  """`x` where it and all `others` are finite, else 0."""
+  ok = jnp.isfinite(x)
+  for o in others:
+    ok = ok & jnp.isfinite(o)
+  return jnp.where(ok, x, 0.0)
 
 
 def entropy(emissions: ArrayLike, transitions: ArrayLike, mask: ArrayLike | None = None,
@@ -99,9 +114,8 @@ def entropy(emissions: ArrayLike, transitions: ArrayLike, mask: ArrayLike | None
     `[...]` entropies (>= 0) in the compute dtype; 0 where no position is valid.
   """
   chain, _ = _chain.prepare(emissions, transitions, mask, start, end)
-  logz, grads = _expectations(chain)
-  out = jnp.where(jnp.any(chain.mask, axis=1), logz - _expected_score(grads, chain), 0.0)
-  return _chain.restore(out, chain.batch_shape)
+  logz, expected = _expected_score(chain, *(_finite(x) for x in chain[:4]))
+  return _chain.restore(logz - expected, chain.batch_shape)
 
 
 def kl(p_emissions: ArrayLike, p_transitions: ArrayLike, q_emissions: ArrayLike,
@@ -140,11 +154,13 @@ def kl(p_emissions: ArrayLike, p_transitions: ArrayLike, q_emissions: ArrayLike,
   q_em = jnp.broadcast_to(q_emissions, tuple(batch) + tuple(q_shape[-2:]))
   p, _ = _chain.prepare(p_em, p_transitions, mask, p_start, p_end)
   q, _ = _chain.prepare(q_em, q_transitions, mask, q_start, q_end)
-  logz_p, grads = _expectations(p)
-  logz_q = _log_z(*q[:5], 1)
-  diff = p._replace(
-      emissions=p.emissions - q.emissions, transitions=p.transitions - q.transitions,
-      start=p.start - q.start, end=p.end - q.end)
-  out = _expected_score(grads, diff) - logz_p + logz_q
+  diffs = [_finite(a - b, a, b) for a, b in zip(p[:4], q[:4])]
+  logz_p, expected = _expected_score(p, *diffs)
+  # KL is infinite when p gives mass to an entry q forbids: count such
+  # entries along the path in expectation with the same recursion.
+  bad = [(jnp.isfinite(a) & ~jnp.isfinite(b)).astype(a.dtype) for a, b in zip(p[:4], q[:4])]
+  violations = lax.stop_gradient(_expected_score(p, *bad)[1])
+  out = expected - logz_p + _log_z(*q[:5], 1)
+  out = jnp.where(violations > 0, jnp.inf, out)
   out = jnp.where(jnp.any(p.mask, axis=1), out, 0.0)
   return _chain.restore(out, p.batch_shape)
