@@ -1,7 +1,8 @@
 """Benchmark: cached generation, jaxblog vs Hugging Face `GPT2LMHeadModel.generate`.
 
 Same process, same random GPT-2 weights (converted with
-`jaxblog.models.hf_loader.gpt2_from_hf`), block-interleaved rounds, median time:
+`jaxblog.models.hf_loader.gpt2_from_hf`), timed with `jaxblog.training.benchmark`
+(interleaved rounds, paired per-round ratios with their spread):
 
   jaxblog greedy   `cached_decoder` + `jaxblog.decoding.sample(top_k=1)`, one jit
   jaxblog beam-4   `cached_decoder` + `jaxblog.decoding.beam_search(beam_size=4)`
@@ -11,9 +12,9 @@ Same process, same random GPT-2 weights (converted with
 Both sides generate exactly `new` tokens (`min_new_tokens` / `min_len` forbid
 EOS, no length penalty), and before timing the script checks that both produce
 the same tokens (greedy: all rows; beam: the best beam). PyTorch is timed at 1
-and 2 threads and the faster is kept. Also reported: KV-cache
-bytes per token and sequence, and XLA temporary bytes of the compiled jaxblog
-functions.
+and 2 threads and the faster of the two is kept in every round. Also reported:
+KV-cache bytes per token and sequence, and XLA temporary bytes of the compiled
+jaxblog functions.
 
 Issue #7 targets: greedy >= 3x and beam-4 >= 2x Hugging Face tokens/s.
 
@@ -22,9 +23,7 @@ Usage: python experiments/bench_generate.py [--quick] [--reps N]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import time
 from pathlib import Path
 
 import jax
@@ -34,6 +33,7 @@ import numpy as np
 from jaxblog import decoding
 from jaxblog.models.generate import cached_decoder, kv_bytes_per_token
 from jaxblog.models.hf_loader import gpt2_from_hf
+from jaxblog.training import benchmark
 
 EOS = 1
 
@@ -81,18 +81,11 @@ def hf_generators(hf, new):
   return {"greedy": make(1), "beam-4": make(4)}
 
 
-def timed(fn, *args):
-  t0 = time.perf_counter()
-  out = fn(*args)
-  jax.block_until_ready(out)
-  return time.perf_counter() - t0, out
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-  parser.add_argument("--reps", type=int, default=None)
+  parser.add_argument("--quick", action="store_true", help="fewer rounds")
+  parser.add_argument("--reps", type=int, default=None, help="interleaved rounds")
   parser.add_argument("--out", type=Path, default=Path("runs/bench/generate.md"))
   args = parser.parse_args()
   import torch  # pylint: disable=import-outside-toplevel
@@ -104,6 +97,13 @@ def main():
   prompt_jax, prompt_torch = jnp.asarray(prompt), torch.tensor(prompt, dtype=torch.long)
   ours, theirs = jax_generators(model, new, batch), hf_generators(hf, new)
 
+  def hf_at(mode, threads):
+    def run():
+      torch.set_num_threads(threads)
+      return theirs[mode](prompt_torch)
+    return run
+
+  head = benchmark.machine_line()
   rows, lines = [], []
   for mode in ("greedy", "beam-4"):
     a = np.asarray(ours[mode](variables, prompt_jax))
@@ -111,36 +111,25 @@ def main():
     agree = float(np.mean(a == b))
     lines.append(f"{mode}: token agreement with HF = {agree:.4f} "
                  f"({'identical' if agree == 1.0 else 'DIFFERENT'})")
-    temp = ours[mode].lower(variables, prompt_jax).compile().memory_analysis()
-    times = {"jaxblog": [], "HF t1": [], "HF t2": []}
-    for r in range(reps):
-      order = [("jaxblog", None), ("HF t1", 1), ("HF t2", 2)]
-      for name, threads in order[r % 3:] + order[:r % 3]:
-        # Block-interleaved: one dropped call, then 3 timed ones. PyTorch's
-        # OpenMP workers keep spinning for a while after a call; timing the
-        # next contestant right after them charges it for their spin.
-        if threads is None:
-          call = lambda: timed(ours[mode], variables, prompt_jax)[0]  # noqa: E731
-        else:
-          torch.set_num_threads(threads)
-          call = lambda: timed(theirs[mode], prompt_torch)[0]  # noqa: E731
-        call()
-        times[name].extend(call() for _ in range(3))
+    times = benchmark.interleaved(
+        {"jaxblog": lambda m=mode: ours[m](variables, prompt_jax),
+         "HF t1": hf_at(mode, 1), "HF t2": hf_at(mode, 2)}, rounds=reps, calls=3)
+    times["HF best"] = benchmark.best_of(times, ["HF t1", "HF t2"])
+    ratio = benchmark.paired_ratio(times, "HF best", "jaxblog")
     med = {k: statistics.median(v) for k, v in times.items()}
-    hf_best = min(med["HF t1"], med["HF t2"])
     tok = batch * new
     target = 3.0 if mode == "greedy" else 2.0
-    ratio = hf_best / med["jaxblog"]
     rows.append(f"| {mode} | {tok / med['jaxblog']:.0f} | {tok / med['HF t1']:.0f} | "
-                f"{tok / med['HF t2']:.0f} | {ratio:.2f}x | {target:.0f}x "
-                f"{'met' if ratio >= target else 'NOT met'} | "
-                f"{temp.temp_size_in_bytes / 2**20:.2f} |")
-  load = os.getloadavg()
+                f"{tok / med['HF t2']:.0f} | {ratio} | {target:.0f}x "
+                f"{'met' if ratio.median >= target else 'NOT met'} | "
+                f"{benchmark.temp_mib(ours[mode], variables, prompt_jax):.2f} |")
   table = "\n".join([
       f"GPT-2 shape: {layers} layers, width {width}, {heads} heads, vocab {vocab}, "
       f"batch {batch}, prompt {prompt_len}, {new} new tokens, random weights; "
-      f"median of {reps} block-interleaved rounds (1 dropped + 3 timed calls per "
-      f"contestant per round); load avg {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}",
+      f"{reps} interleaved rounds (1 dropped + median of 3 timed calls per contestant "
+      f"per round); tok/s from the median round; speed-up = median (min-max) over rounds "
+      f"of the per-round ratio best-HF time / jaxblog time. Start: {head}; "
+      f"end: {benchmark.machine_line()}",
       "",
       "| mode | jaxblog tok/s | HF tok/s (1 thr) | HF tok/s (2 thr) | speed-up vs best HF "
       "| target | XLA temp MiB |",
