@@ -153,9 +153,9 @@ def main(argv=None):
   batch_fn = batches.random_batches({"x": x_train}, batch, args.seed)
 
   results, recon_rows, curves, trained = {}, [], {}, {}
-  for label, cfg in VARIANTS.items():
-    model = make_model(cfg, channels)
-    tree = init_variables(model, cfg, x_train[:2048], args.seed)
+  for label, variant in VARIANTS.items():
+    model = make_model(variant, channels)
+    tree = init_variables(model, variant, x_train[:2048], args.seed)
     mutable = list(tree["state"])
 
     def loss_fn(params, state, batch, rng, model=model, mutable=mutable):
