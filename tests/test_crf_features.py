@@ -299,6 +299,10 @@ def test_new_functions_bad_inputs_raise():
     crf.partial_log_likelihood(em, jnp.ones((3, 5, 3), bool), trans)
   with pytest.raises(ValueError, match="q_emissions"):
     crf.kl(em, trans, jnp.zeros((2, 5, 4)), jnp.zeros((4, 4)))
+  with pytest.raises(ValueError, match="p_emissions"):
+    crf.kl(jnp.zeros(3), trans, em, trans)
+  with pytest.raises(TypeError, match="q_emissions"):
+    crf.kl(em, trans, jnp.zeros((2, 5, 3), jnp.int32), trans)
   with pytest.raises(ValueError, match="transitions"):
     crf.entropy(em, jnp.zeros((4, 4)))
   with pytest.raises(ValueError, match="start"):

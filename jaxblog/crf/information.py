@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 import numpy as np
 
-from jaxblog import _chain
+from jaxblog import _chain, _checks
 from jaxblog.crf.forward import (
     _finite_or_zero, _log_z, _safe_log, _shift_rows, _time_major)
 
@@ -140,8 +140,11 @@ def kl(p_emissions: ArrayLike, p_transitions: ArrayLike, q_emissions: ArrayLike,
     `[...]` divergences (>= 0) in the compute dtype; 0 where no position is
     valid, `+inf` where `q` forbids a path that `p` allows.
   """
+  for name, x in (("p_emissions", p_emissions), ("q_emissions", q_emissions)):
+    _checks.require_floating(name, x)
+    _checks.require_min_rank(name, x, 2, "[..., L, K]")
   p_shape, q_shape = np.shape(p_emissions), np.shape(q_emissions)
-  if len(p_shape) >= 2 and len(q_shape) >= 2 and p_shape[-2:] != q_shape[-2:]:
+  if p_shape[-2:] != q_shape[-2:]:
     raise ValueError(
         f"q_emissions must have the [L, K] axes of p_emissions {p_shape}, got {q_shape}")
   try:
