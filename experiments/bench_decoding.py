@@ -10,22 +10,22 @@ search has a real state to gather along the beam axis every step. For each
 * `beam/take`, `beam/one_hot`: `beam_search(..., early_exit=False)` (all
   `max_len` steps) with either state gather.
 
-and report ms per step, the overhead `(beam - step) / step`, and XLA temp bytes.
+and report ms per step, the overhead `beam / step - 1` as a paired per-round
+ratio with its spread (`jaxblog.training.benchmark`), and XLA temp bytes.
 
 Usage: python experiments/bench_decoding.py [--quick] [--reps 7]
 """
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxblog.decoding import beam_search
+from jaxblog.training import benchmark
 
 HIDDEN = 256
 
@@ -84,18 +84,6 @@ def build(vocab, beams, batch, max_len):
   return {k: jax.jit(f) for k, f in fns.items()}, init(batch)
 
 
-def time_interleaved(fns, arg, reps):
-  for f in fns.values():
-    jax.block_until_ready(f(arg))
-  samples = {k: [] for k in fns}
-  for _ in range(reps):
-    for k, f in fns.items():
-      t0 = time.perf_counter()
-      jax.block_until_ready(f(arg))
-      samples[k].append(time.perf_counter() - t0)
-  return {k: float(np.median(v)) for k, v in samples.items()}
-
-
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--quick", action="store_true")
@@ -105,35 +93,37 @@ def main():
   max_len = 16 if args.quick else 32
   vocabs = (1024, 8192) if args.quick else (1024, 8192, 32768)
   beam_sizes = (1, 4) if args.quick else (1, 4, 16)
-  load0 = os.getloadavg()
+  head = benchmark.machine_line()
   rows = []
   for vocab in vocabs:
     for beams in beam_sizes:
       fns, arg = build(vocab, beams, args.batch, max_len)
-      t = time_interleaved(fns, arg, args.reps)
-      temp = {k: f.lower(arg).compile().memory_analysis().temp_size_in_bytes
-              for k, f in fns.items()}
-      ms = {k: 1e3 * v / max_len for k, v in t.items()}
-      rows.append((vocab, beams, ms, temp))
+      times = benchmark.interleaved({k: (lambda f=f: f(arg)) for k, f in fns.items()},
+                                    rounds=args.reps, calls=1)
+      temp = {k: benchmark.temp_mib(f, arg) for k, f in fns.items()}
+      ms = {k: 1e3 * float(np.median(v)) / max_len for k, v in times.items()}
+      over = {k: benchmark.paired_ratio(times, k, "step") for k in ("beam/take", "beam/one_hot")}
+      rows.append((vocab, beams, ms, over, temp))
       print(f"V={vocab} K={beams}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in ms.items()),
             flush=True)
-  load1 = os.getloadavg()
   lines = [
       f"batch {args.batch}, max_len {max_len}, hidden {HIDDEN}, cache "
-      f"[B*K, {max_len}, {HIDDEN}] x2, median of {args.reps}; "
-      f"load avg before {load0[0]:.1f}, after {load1[0]:.1f} (2 cores, shared).",
+      f"[B*K, {max_len}, {HIDDEN}] x2, {args.reps} interleaved rounds (1 dropped + 1 timed "
+      f"call each); ms/step from the median round; overhead = per-round ratio beam / step "
+      f"- 1, median (min..max). Start: {head}; end: {benchmark.machine_line()}.",
       "",
       "| V | beam | step alone ms/step | beam (take) ms/step | overhead take | "
-      "beam (one-hot) ms/step | overhead one-hot | temp MB step / take / one-hot |",
+      "beam (one-hot) ms/step | overhead one-hot | temp MiB step / take / one-hot |",
       "|---|---|---|---|---|---|---|---|"]
-  for vocab, beams, ms, temp in rows:
-    s = ms["step"]
+  def overhead(r):
+    return f"{r.median - 1:+.0%} ({r.low - 1:+.0%}..{r.high - 1:+.0%})"
+
+  for vocab, beams, ms, over, temp in rows:
     lines.append(
-        f"| {vocab} | {beams} | {s:.3f} | {ms['beam/take']:.3f} | "
-        f"{(ms['beam/take'] - s) / s:+.0%} | {ms['beam/one_hot']:.3f} | "
-        f"{(ms['beam/one_hot'] - s) / s:+.0%} | "
-        f"{temp['step'] / 2**20:.1f} / {temp['beam/take'] / 2**20:.1f} / "
-        f"{temp['beam/one_hot'] / 2**20:.1f} |")
+        f"| {vocab} | {beams} | {ms['step']:.3f} | {ms['beam/take']:.3f} | "
+        f"{overhead(over['beam/take'])} | {ms['beam/one_hot']:.3f} | "
+        f"{overhead(over['beam/one_hot'])} | "
+        f"{temp['step']:.1f} / {temp['beam/take']:.1f} / {temp['beam/one_hot']:.1f} |")
   table = "\n".join(lines)
   print(table)
   out = pathlib.Path("runs/bench")
