@@ -73,7 +73,10 @@ def cached_decoder(model: Transformer, variables, input_ids: jax.Array,
 
   Returns:
     `(step_fn, state)`; pass `state` to `beam_search` / `sample` with
-    `batch_size=B` and `max_len <= max_new_tokens`.
+    `batch_size=B` and `max_len <= max_new_tokens`. A `logits_processor`
+    given to the search sees the generated tokens only: the prompt is
+    prefilled here, outside the search (Hugging Face's `generate` also shows
+    its processors the prompt).
 
   References: https://kexue.fm/archives/6933.
   """

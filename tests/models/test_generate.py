@@ -99,6 +99,31 @@ def test_beam_search_and_greedy_match_recompute():
   np.testing.assert_array_equal(greedy_c, greedy_n)
 
 
+def test_logits_processor_with_cached_decoder():
+  """A processor passed to the search next to the cached step function sees the
+  generated tokens (the prefilled prompt is not part of them) and gives the same
+  beams as the recomputing decoder."""
+  model, variables = _setup(GPT)
+  max_len = 8
+  proc = decoding.chain(decoding.no_repeat_ngram(2), decoding.repetition_penalty(1.5))
+  kwargs = dict(batch_size=2, beam_size=2, max_len=max_len, bos_id=0, eos_id=1,
+                min_len=max_len, logits_processor=proc)
+
+  @jax.jit
+  def run(variables):
+    cached = cached_decoder(model, variables, jnp.asarray(PROMPT), None,
+                            jnp.asarray(PROMPT != 0), max_new_tokens=max_len)
+    naive = _recompute_step_fn(model, variables, jnp.asarray(PROMPT), LENGTHS, max_len)
+    return [decoding.beam_search(f, s, **kwargs) for f, s in (cached, naive)]
+
+  (seqs_c, scores_c), (seqs_n, scores_n) = run(variables)
+  np.testing.assert_array_equal(seqs_c, seqs_n)
+  np.testing.assert_allclose(scores_c, scores_n, atol=1e-5)
+  for row in np.asarray(seqs_c).reshape(-1, max_len).tolist():
+    bigrams = list(zip(row, row[1:]))
+    assert len(bigrams) == len(set(bigrams)), row
+
+
 def test_kv_bytes_per_token():
   assert kv_bytes_per_token(GPT) == 2 * 2 * 16 * 4
   assert kv_bytes_per_token(GPT, jnp.bfloat16) == 2 * 2 * 16 * 2
