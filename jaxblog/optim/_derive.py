@@ -78,7 +78,9 @@ def derive(
     ema: EMA decay of the weights (read with `ema_params(state)`).
     grad_accum_mode: `mode` of `accumulate` (`"optax"` or `"bert4keras"`).
     lookahead_slow_init: `slow_init` of `lookahead`.
-    lazy_freeze_state: `freeze_state` of `lazy`.
+    lazy_freeze_state: `freeze_state` of `lazy` (the general path; for Adam,
+      pass `scale_by_lazy_adam(..., include=lazy)` as `base` instead, which
+      freezes the moments at plain-Adam speed).
     layer_axis: `layer_axis` of `layer_adaptation`.
     lr_multipliers: parameter-wise multipliers of the scaled step: a
       `{regex: multiplier}` mapping (`scale_by_name`) or a transformation

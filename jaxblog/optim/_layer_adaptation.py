@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-import jax
 import jax.numpy as jnp
 import optax
 

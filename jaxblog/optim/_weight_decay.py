@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import jax
 import optax
 
 from jaxblog.optim import _names

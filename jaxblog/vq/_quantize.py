@@ -22,7 +22,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
-import numpy as np
 
 from jaxblog import _checks
 from jaxblog.vq import _nearest

@@ -18,7 +18,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax import lax
-import numpy as np
 
 from jaxblog import _checks
 from jaxblog.vq import _ema

@@ -2,7 +2,6 @@
 
 Reference: https://kexue.fm/archives/7094 (lazy optimization).
 """
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
