@@ -14,7 +14,8 @@ partitioners). Parts of a state wrapped in `Stationary` are never reordered.
 
 Each search takes an optional `logits_processor(logits [N, V], tokens int32
 [N, max_len], index) -> logits` that rewrites every step's logits before
-normalisation; `repetition_penalty`, `no_repeat_ngram` and `chain` build them.
+normalisation; `repetition_penalty`, `no_repeat_ngram`, `chain` and
+`with_prefix` build them.
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -39,10 +40,10 @@ from jaxblog.decoding._bidirectional import (BidirectionalResult,
                                              bidirectional_beam_search)
 from jaxblog.decoding._common import Stationary, tile_rows, top_k
 from jaxblog.decoding._processors import (LogitsProcessor, chain, no_repeat_ngram,
-                                          repetition_penalty)
+                                          repetition_penalty, with_prefix)
 from jaxblog.decoding._sample import sample, truncate_logits
 
 __all__ = ["beam_search", "sample", "bidirectional_beam_search",
            "BidirectionalResult", "length_penalty_factor", "truncate_logits",
-           "LogitsProcessor", "repetition_penalty", "no_repeat_ngram", "chain",
+           "LogitsProcessor", "repetition_penalty", "no_repeat_ngram", "chain", "with_prefix",
            "Stationary", "tile_rows", "top_k"]

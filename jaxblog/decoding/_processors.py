@@ -168,6 +168,52 @@ def chain(*processors: Optional[LogitsProcessor]) -> LogitsProcessor:
   return processor
 
 
+def with_prefix(processor: LogitsProcessor, prefix: jax.Array,
+                prefix_lengths: Optional[jax.Array] = None) -> LogitsProcessor:
+  """`processor` also shown a per-input prefix the search never sees.
+
+  With a prompt prefilled outside the search (`jaxblog.models.generate.
+  cached_decoder`), the search's `tokens` hold the generated tokens only. The
+  wrapped processor sees `prefix[b, :prefix_lengths[b]]` followed by them,
+  with the per-row index `prefix_lengths[b] + index`, as Hugging Face's
+  `generate` shows its processors prompt + generated tokens.
+
+  Args:
+    processor: a logits processor accepting a per-row `[N]` index (all of
+      this module's do).
+    prefix: int `[B, P]`, right-padded.
+    prefix_lengths: int `[B]`, default `P` for every row.
+
+  Returns:
+    `processor(logits [N, V], tokens int [N, L], index)` for `N = B * copies`
+    rows in the searches' order `b * copies + k`.
+  """
+  if not jnp.issubdtype(jnp.result_type(prefix), jnp.integer) or jnp.ndim(prefix) != 2:
+    raise ValueError(f"prefix must be an integer array [B, P], got "
+                     f"{jnp.result_type(prefix)} {jnp.shape(prefix)}")
+  batch, width = jnp.shape(prefix)
+  lengths = (jnp.full((batch,), width, jnp.int32) if prefix_lengths is None
+             else jnp.asarray(prefix_lengths, jnp.int32))
+  if lengths.shape != (batch,):
+    raise ValueError(f"prefix_lengths must have shape [B] = [{batch}], got {lengths.shape}")
+
+  def wrapped(logits: jax.Array, tokens: jax.Array, index) -> jax.Array:
+    _check_inputs(logits, tokens)
+    rows, length = tokens.shape
+    if rows % batch:
+      raise ValueError(f"rows N={rows} must be a multiple of the prefix batch B={batch}")
+    copies = rows // batch
+    pre = jnp.repeat(jnp.asarray(prefix, jnp.int32), copies, axis=0)
+    n = jnp.repeat(lengths, copies)[:, None]  # [N, 1]
+    both = jnp.concatenate([pre, tokens.astype(jnp.int32)], axis=1)
+    col = lax.broadcasted_iota(jnp.int32, (1, width + length), 1)
+    src = jnp.clip(jnp.where(col < n, col, width + col - n), 0, width + length - 1)
+    joined = jnp.take_along_axis(both, jnp.broadcast_to(src, both.shape), axis=1)
+    return processor(logits, joined, n[:, 0] + _index_column(index, rows)[:, 0])
+
+  return wrapped
+
+
 def check_processor(processor: Optional[LogitsProcessor], rows: int, vocab: int,
                     length: int, dtype=jnp.float32, name: str = "logits_processor") -> None:
   """Abstractly evaluates a search's processor; errors name the bad output."""

@@ -74,9 +74,9 @@ def cached_decoder(model: Transformer, variables, input_ids: jax.Array,
   Returns:
     `(step_fn, state)`; pass `state` to `beam_search` / `sample` with
     `batch_size=B` and `max_len <= max_new_tokens`. A `logits_processor`
-    given to the search sees the generated tokens only: the prompt is
-    prefilled here, outside the search (Hugging Face's `generate` also shows
-    its processors the prompt).
+    given to the search sees the generated tokens only, as the prompt is
+    prefilled here; wrap it in `decoding.with_prefix(processor, input_ids,
+    lengths)` to show it the prompt too, as Hugging Face's `generate` does.
 
   References: https://kexue.fm/archives/6933.
   """

@@ -11,7 +11,7 @@ import pytest
 from tests.decoding._decoding_toys import ToyRNN, np_no_repeat, np_repetition
 from jaxblog import decoding
 from jaxblog.decoding import (_processors, beam_search, chain, no_repeat_ngram,
-                              repetition_penalty, sample)
+                              repetition_penalty, sample, with_prefix)
 
 BOS, EOS = 0, 1
 HAVE_HF = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
@@ -85,6 +85,26 @@ def test_per_row_index_dtype_and_chain():
   half = repetition_penalty(1.5)(jnp.asarray(logits, jnp.bfloat16), tokens, 5)
   assert half.dtype == jnp.bfloat16
   np.testing.assert_array_equal(chain()(logits, tokens, 5), logits)
+
+
+def test_with_prefix_shows_prompt_then_generated_tokens():
+  logits, tokens = _inputs(3, rows=6, length=5)  # 3 inputs x 2 copies
+  prefix = np.array([[4, 2, 4, 0], [1, 1, 0, 0], [3, 2, 1, 2]], np.int32)
+  lengths = np.array([3, 2, 4], np.int32)
+  inner = chain(no_repeat_ngram(2), repetition_penalty(1.7))
+  proc = jax.jit(with_prefix(inner, prefix, lengths))
+  for index in range(tokens.shape[1] + 1):
+    got = np.asarray(proc(logits, tokens, jnp.int32(index)))
+    for r in range(6):
+      b = r // 2
+      seq = np.concatenate([prefix[b, :lengths[b]], tokens[r, :index]])[None]
+      want = np_repetition(np_no_repeat(logits[r:r + 1], seq, seq.shape[1], 2), seq,
+                           seq.shape[1], 1.7)
+      np.testing.assert_allclose(got[r:r + 1], want, rtol=1e-6)
+  with pytest.raises(ValueError, match="prefix_lengths must have shape"):
+    with_prefix(inner, prefix, lengths[:2])
+  with pytest.raises(ValueError, match="multiple of the prefix batch"):
+    with_prefix(inner, prefix)(logits[:4], tokens[:4], 0)
 
 
 def test_bad_arguments():

@@ -124,6 +124,45 @@ def test_logits_processor_with_cached_decoder():
     assert len(bigrams) == len(set(bigrams)), row
 
 
+def test_processors_match_hugging_face_greedy_generate():
+  """`with_prefix` + the processors reproduce greedy `generate(repetition_penalty=...,
+  no_repeat_ngram_size=...)`, whose processors see prompt + generated tokens.
+
+  Weights are drawn with a large `initializer_range` so that no two logits
+  nearly tie (float differences between the frameworks would flip them). Beam
+  search is not compared: Hugging Face applies processors to the
+  log-softmaxed beam scores, these searches to the logits before it.
+  """
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  from jaxblog.models.hf_loader import gpt2_from_hf  # pylint: disable=import-outside-toplevel
+  torch.manual_seed(0)
+  config = transformers.GPT2Config(vocab_size=30, n_positions=32, n_embd=16, n_layer=2,
+                                   n_head=2, eos_token_id=1, bos_token_id=1, pad_token_id=0,
+                                   initializer_range=1.0)
+  hf = transformers.GPT2LMHeadModel(config).eval()
+  model, variables = gpt2_from_hf(config.to_dict(),
+                                  {k: v.numpy() for k, v in hf.state_dict().items()})
+  prompt = np.array([[5, 6, 5, 6, 7], [9, 9, 9, 8, 9]], np.int32)
+  new = 12
+  with torch.no_grad():
+    want = hf.generate(torch.tensor(prompt, dtype=torch.long),
+                       attention_mask=torch.ones(prompt.shape, dtype=torch.long),
+                       max_new_tokens=new, min_new_tokens=new, do_sample=False,
+                       repetition_penalty=1.3, no_repeat_ngram_size=2,
+                       pad_token_id=0)[:, prompt.shape[1]:].numpy()
+  proc = decoding.with_prefix(decoding.chain(decoding.repetition_penalty(1.3),
+                                             decoding.no_repeat_ngram(2)), prompt)
+
+  @jax.jit
+  def run(variables):
+    step_fn, state = cached_decoder(model, variables, jnp.asarray(prompt), max_new_tokens=new)
+    return decoding.sample(step_fn, state, jax.random.PRNGKey(0), batch_size=2, max_len=new,
+                           bos_id=0, eos_id=1, min_len=new, top_k=1, logits_processor=proc)
+
+  np.testing.assert_array_equal(run(variables), want)
+
+
 def test_kv_bytes_per_token():
   assert kv_bytes_per_token(GPT) == 2 * 2 * 16 * 4
   assert kv_bytes_per_token(GPT, jnp.bfloat16) == 2 * 2 * 16 * 2
