@@ -29,9 +29,8 @@ all in this process, interleaved rounds (`jaxblog.training.benchmark`); the
 ratio is paired per round.
 
 --quick (default, ~5 minutes on a loaded 2-core machine): 256 training
-sentences per task, 20
-steps, 1 seed, 100 valid/test sentences, length 48: checks the pipeline,
-decides nothing. --full: all training sentences, 3,000 steps of batch 32,
+sentences per task, 20 steps, 1 seed, 100 valid/test sentences, length 48:
+checks the pipeline, decides nothing. --full: all training sentences, 3,000 steps of batch 32,
 length 128, 3 seeds, full valid/test (sentences longer than 126 characters
 dropped): 48 runs, about 15-20 hours on 2 free CPU cores (ALBERT steps
 dominate). Flags override fields for mid-scale runs.
