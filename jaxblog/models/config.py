@@ -13,6 +13,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 APPLICATIONS = ("encoder", "lm", "unilm", "permutation")
 ACTIVATIONS = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
@@ -52,6 +53,12 @@ class TransformerConfig:
     application: default mask: `encoder` (bidirectional), `lm` (causal),
       `unilm` (seq2seq from segment ids), `permutation` (order given at call).
     initializer_range: standard deviation of the normal initialisers.
+    dtype: compute dtype of the matmuls (`"bfloat16"` on TPU/GPU); `None`
+      computes in the parameters' float32. Parameters, LayerNorms, softmax
+      and the residual stream stay float32 either way.
+    remat: rematerialise each block in the backward pass (`flax.linen.remat`):
+      activations inside a block are recomputed instead of stored, trading
+      one more forward per block for lower peak memory.
   """
   vocab_size: int
   hidden_size: int = 256
@@ -71,6 +78,8 @@ class TransformerConfig:
   mlm_bias: bool = True
   application: str = "encoder"
   initializer_range: float = 0.02
+  dtype: Optional[str] = None
+  remat: bool = False
 
   def __post_init__(self):
     for name in ("vocab_size", "hidden_size", "num_layers", "num_heads",
@@ -91,8 +100,16 @@ class TransformerConfig:
     if self.application not in APPLICATIONS:
       raise ValueError(f"TransformerConfig.application must be one of {APPLICATIONS}, "
                        f"got {self.application!r}")
+    if self.dtype is not None and self.dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"TransformerConfig.dtype must be None or one of {COMPUTE_DTYPES}, "
+                       f"got {self.dtype!r}")
     if not 0.0 <= self.dropout_rate < 1.0:
       raise ValueError(f"TransformerConfig.dropout_rate must be in [0, 1), got {self.dropout_rate}")
+
+  @property
+  def compute_dtype(self):
+    """The matmul dtype (`None` = the parameters' float32)."""
+    return None if self.dtype is None else jnp.dtype(self.dtype)
 
   @property
   def head_dim(self) -> int:

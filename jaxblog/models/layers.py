@@ -72,8 +72,11 @@ def _masked_softmax(scores, visible):
   """Softmax over the last axis of the visible entries.
 
   `where` rather than an added bias: a fully masked row stays finite (uniform).
+  Computed in float32 also for half-precision scores; returned in their dtype.
   """
-  return jax.nn.softmax(jnp.where(visible, scores, jnp.finfo(scores.dtype).min), axis=-1)
+  wide = scores.astype(jnp.promote_types(scores.dtype, jnp.float32))
+  weights = jax.nn.softmax(jnp.where(visible, wide, jnp.finfo(wide.dtype).min), axis=-1)
+  return weights.astype(scores.dtype)
 
 
 def _copies_attention(q, k, v, mask, cache: CopiesCache, slot):
@@ -134,7 +137,8 @@ class Attention(nn.Module):
     """
     c = self.config
     if source is None:
-      qkv = nn.DenseGeneral((3, c.num_heads, c.head_dim), kernel_init=_init(c), name="qkv")(x)
+      qkv = nn.DenseGeneral((3, c.num_heads, c.head_dim), kernel_init=_init(c),
+                           dtype=c.compute_dtype, name="qkv")(x)
       # Heads before time: [B, heads, T, head_dim] is the layout both attention
       # dots consume directly, so a cache kept in it is never transposed.
       q, k, v = (jnp.swapaxes(qkv[..., i, :, :], 1, 2) for i in range(3))
@@ -142,9 +146,9 @@ class Attention(nn.Module):
       if cache is not None:
         raise ValueError("Attention: a cache is for self-attention; got both cache and source")
       q = jnp.swapaxes(nn.DenseGeneral((c.num_heads, c.head_dim), kernel_init=_init(c),
-                                       name="query")(x), 1, 2)
+                                       dtype=c.compute_dtype, name="query")(x), 1, 2)
       kv = nn.DenseGeneral((2, c.num_heads, c.head_dim), kernel_init=_init(c),
-                           name="key_value")(source)
+                           dtype=c.compute_dtype, name="key_value")(source)
       k, v = (jnp.swapaxes(kv[..., i, :, :], 1, 2) for i in range(2))
     if isinstance(cache, CopiesCache):
       context, kv = _copies_attention(q, k, v, mask, cache, slot)
@@ -157,7 +161,7 @@ class Attention(nn.Module):
       weights = _masked_softmax(scores, mask[:, None])
       context, kv = jnp.einsum("bhqk,bhkd->bhqd", weights, v), (k, v)
     out = nn.DenseGeneral(c.hidden_size, axis=(-2, -1), kernel_init=_init(c),
-                          name="out")(jnp.swapaxes(context, 1, 2))
+                          dtype=c.compute_dtype, name="out")(jnp.swapaxes(context, 1, 2))
     return out, kv
 
 
@@ -166,7 +170,7 @@ class Block(nn.Module):
   config: TransformerConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, mask: jax.Array, *, deterministic: bool = True,
+  def __call__(self, x: jax.Array, mask: jax.Array, deterministic: bool = True, *,
                cache: Optional[KVCache] = None, slot: Optional[jax.Array] = None,
                sources: Sequence[Tuple[jax.Array, jax.Array]] = ()
                ) -> Tuple[jax.Array, KVCache]:
@@ -195,9 +199,11 @@ class Block(nn.Module):
       return norm(x + drop(fn(x)))
 
     def ffn(h):
-      h = nn.Dense(c.intermediate_size, kernel_init=_init(c), name="ffn_in")(h)
+      h = nn.Dense(c.intermediate_size, kernel_init=_init(c), dtype=c.compute_dtype,
+                   name="ffn_in")(h)
       h = ACTIVATIONS[c.activation](h)
-      return nn.Dense(c.hidden_size, kernel_init=_init(c), name="ffn_out")(h)
+      return nn.Dense(c.hidden_size, kernel_init=_init(c), dtype=c.compute_dtype,
+                      name="ffn_out")(h)
 
     kv = None
 

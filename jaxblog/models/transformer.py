@@ -90,10 +90,12 @@ class Transformer(nn.Module):
       self.embed_norm = nn.LayerNorm(c.layer_norm_eps)
     if e != c.hidden_size:
       self.embed_project = nn.Dense(c.hidden_size, kernel_init=_init(c))
+    # `deterministic` (argument 3, counting the module) is static under remat.
+    block = nn.remat(Block, static_argnums=(3,)) if c.remat else Block
     if c.share_layers:
-      self.block = Block(c)
+      self.block = block(c)
     else:
-      self.layers = [Block(c) for _ in range(c.num_layers)]
+      self.layers = [block(c) for _ in range(c.num_layers)]
     if c.pre_norm:
       self.final_norm = nn.LayerNorm(c.layer_norm_eps)
     if c.with_mlm and c.mlm_transform:
@@ -170,7 +172,7 @@ class Transformer(nn.Module):
     x = self._embed(input_ids, segment_ids, positions, deterministic)
     kvs = []
     for block in self._blocks():
-      x, kv = block(x, mask, deterministic=deterministic)
+      x, kv = block(x, mask, deterministic)
       kvs.append(kv)
     if c.pre_norm:
       x = self.final_norm(x)
@@ -255,7 +257,7 @@ class Transformer(nn.Module):
     x = self._embed(tokens[:, None], segment[:, None], positions[:, None], True)
     new_cache = []
     for block, kv in zip(self._blocks(), cache):
-      x, kv = block(x, key_mask[:, None, :], cache=kv, slot=slot)
+      x, kv = block(x, key_mask[:, None, :], True, cache=kv, slot=slot)
       new_cache.append(kv)
     if c.pre_norm:
       x = self.final_norm(x)
