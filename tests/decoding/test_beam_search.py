@@ -163,6 +163,7 @@ def test_reference_stop_rule_matches_host_loop():
     assert np.all(row[:-1] >= row[1:])
 
 
+@pytest.mark.multi_device
 def test_sharded_state_gives_the_same_result():
   devices = np.array(jax.devices()[:4])
   mesh = Mesh(devices, ("batch",))

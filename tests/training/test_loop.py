@@ -19,6 +19,7 @@ def _leaves(tree):
   return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
 
 
+@pytest.mark.multi_device
 def test_four_devices_match_one_device():
   assert jax.device_count() == 4, "conftest forces 4 host devices"
   one = _tiny_run.run(mesh=sharding.data_mesh(jax.devices()[:1]))
@@ -70,6 +71,7 @@ def test_corrupt_checkpoint_is_an_error(tmp_path):
     _tiny_run.run(out_dir=tmp_path, num_steps=8)
 
 
+@pytest.mark.multi_device
 def test_batch_not_divisible_by_devices():
   with pytest.raises(ValueError, match="divisible by the 4 devices"):
     sharding.shard_batch({"x": np.zeros((6, 2))}, sharding.data_mesh())

@@ -160,6 +160,7 @@ def _mesh():
   return Mesh(np.asarray(jax.devices()[:4]), ("data",))
 
 
+@pytest.mark.multi_device
 def test_sharded_ema_restart_kmeans_equal_single_device():
   assert jax.device_count() >= 4
   z, cb = _far_codebook_data()
@@ -198,6 +199,7 @@ def test_sharded_ema_restart_kmeans_equal_single_device():
   np.testing.assert_allclose(km, sums, rtol=1e-4, atol=1e-4)  # a Lloyd fixed point
 
 
+@pytest.mark.multi_device
 def test_pmap_ema_and_perplexity_equal_single_device():
   z = jax.random.normal(jax.random.key(13), (4, 32, 3))
   cb = jax.random.normal(jax.random.key(14), (10, 3))
