@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import statistics
 import time
 from typing import Callable, NamedTuple, Optional, Tuple
@@ -55,6 +54,7 @@ from jaxblog.models.hf_loader import load_hf_albert
 from jaxblog.models.objectives import seq2seq_targets, token_cross_entropy
 from jaxblog.models.transformer import Transformer
 from jaxblog.training import cli, loop, metrics, plots, report
+from jaxblog.training.metrics import format_mean_se as fmt, mean_se
 
 TASKS = ("sentiment", "lcqmc", "ner", "generation")
 VARIANTS = ("tiny_unshared", "tiny")
@@ -382,16 +382,6 @@ def finetune(cfg, task, variant, seed, assets, out) -> dict:
   return row
 
 
-def mean_se(values) -> Tuple[float, float]:
-  values = list(values)
-  if len(values) < 2:
-    return float(values[0]), float("nan")
-  return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
-
-
-def fmt(values) -> str:
-  m, se = mean_se(values)
-  return f"{m:.2f}" if math.isnan(se) else f"{m:.2f} ± {se:.2f}"
 
 
 def difference(runs, task, key) -> Tuple[float, float]:

@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import statistics
 import time
 from typing import Optional, Tuple
 
@@ -58,6 +56,7 @@ from jaxblog.data.tokenizer import ChineseTokenizer, albert_tiny_zh_dir
 from jaxblog.models import heads, tagger
 from jaxblog.models.hf_loader import load_hf_albert
 from jaxblog.training import benchmark, cli, loop, report
+from jaxblog.training.metrics import format_mean_se as fmt, mean_se
 
 TASKS = ("ner", "cws")
 ENCODERS = ("albert", "weak")
@@ -229,16 +228,6 @@ def throughput(cfg, labels, data, albert, seed):
   return times, tokens
 
 
-def mean_se(values) -> Tuple[float, float]:
-  values = list(values)
-  if len(values) < 2:
-    return float(values[0]), float("nan")
-  return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
-
-
-def fmt(values) -> str:
-  m, se = mean_se(values)
-  return f"{m:.2f}" if math.isnan(se) else f"{m:.2f} ± {se:.2f}"
 
 
 def parse(argv):

@@ -244,3 +244,28 @@ def span_prf(predicted: Sequence[Set[Span]], gold: Sequence[Set[Span]]
   recall = hits / n_gold if n_gold else 0.0
   f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
   return precision, recall, f1
+
+
+def mean_se(values: Iterable[float]) -> Tuple[float, float]:
+  """Mean and standard error of the mean (`stdev / sqrt(n)`) over runs.
+
+  Args:
+    values: one number per run (e.g. per seed); at least one.
+
+  Returns:
+    `(mean, standard_error)`; the standard error is NaN for a single run.
+  """
+  values = [float(v) for v in values]
+  if not values:
+    raise ValueError("mean_se needs at least one value")
+  mean = math.fsum(values) / len(values)
+  if len(values) < 2:
+    return mean, float("nan")
+  var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
+  return mean, math.sqrt(var / len(values))
+
+
+def format_mean_se(values: Iterable[float], digits: int = 2) -> str:
+  """`"m ± se"` over runs, or just `"m"` for a single run."""
+  mean, se = mean_se(values)
+  return f"{mean:.{digits}f}" if math.isnan(se) else f"{mean:.{digits}f} ± {se:.{digits}f}"

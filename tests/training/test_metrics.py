@@ -95,3 +95,14 @@ def test_span_prf():
   assert metrics.span_prf([{(0, 1, "PER")}], [set()]) == (0.0, 0.0, 0.0)
   with pytest.raises(ValueError, match="same number"):
     metrics.span_prf([set()], [])
+
+
+def test_mean_se_and_format():
+  import math as _math
+  from jaxblog.training.metrics import format_mean_se, mean_se
+  m, se = mean_se([1.0, 2.0, 3.0])
+  assert m == 2.0 and abs(se - 1.0 / _math.sqrt(3.0)) < 1e-12
+  assert _math.isnan(mean_se([5.0])[1])
+  assert format_mean_se([1.0, 2.0, 3.0]) == "2.00 ± 0.58" and format_mean_se(iter([5.0])) == "5.00"
+  with pytest.raises(ValueError, match="at least one"):
+    mean_se([])
