@@ -10,7 +10,11 @@ MISSING_DATA_EXIT = 3
 
 
 def parse_args(description: str | None, argv=None, extra=None) -> argparse.Namespace:
-  """Parses `--quick/--full`, `--out` and `--seed`.
+  """Parses `--smoke/--quick/--full`, `--out` and `--seed`.
+
+  `--smoke` is the toy size the test suite runs every experiment at (seconds
+  each, so an experiment cannot break unnoticed); it implies `quick`, so no
+  verdict is printed from it.
 
   Args:
     description: the script's docstring (shown by `--help`).
@@ -18,8 +22,9 @@ def parse_args(description: str | None, argv=None, extra=None) -> argparse.Names
     extra: optional callable `extra(parser)` adding script-specific flags.
 
   Returns:
-    Namespace with `quick` (bool, default True), `out` (an existing
-    `pathlib.Path`), `seed` (int) and any extra flags.
+    Namespace with `quick` (bool, default True), `smoke` (bool, default
+    False; `smoke` implies `quick`), `out` (an existing `pathlib.Path`),
+    `seed` (int) and any extra flags.
   """
   parser = argparse.ArgumentParser(
       description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,12 +33,16 @@ def parse_args(description: str | None, argv=None, extra=None) -> argparse.Names
                     help="small, fast run (default)")
   mode.add_argument("--full", dest="quick", action="store_false",
                     help="the full-size run")
+  mode.add_argument("--smoke", action="store_true", default=False,
+                    help="toy size, seconds: checks that the script runs end to end")
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help="output folder (default runs/<script>/<timestamp>)")
   parser.add_argument("--seed", type=int, default=0)
   if extra is not None:
     extra(parser)
   args = parser.parse_args(argv)
+  if args.smoke:
+    args.quick = True
   if args.out is None:
     script = pathlib.Path(sys.argv[0]).stem or "experiment"
     args.out = pathlib.Path("runs") / script / time.strftime("%Y%m%d-%H%M%S")
