@@ -54,7 +54,7 @@ from jaxblog.models.hf_loader import load_hf_albert
 from jaxblog.models.objectives import seq2seq_targets, token_cross_entropy
 from jaxblog.models.transformer import Transformer
 from jaxblog.training import cli, loop, metrics, plots, report
-from jaxblog.training.metrics import format_mean_se as fmt, mean_se
+from jaxblog.training.metrics import format_estimate as est, format_mean_se as fmt, mean_se
 
 TASKS = ("sentiment", "lcqmc", "ner", "generation")
 VARIANTS = ("tiny_unshared", "tiny")
@@ -94,6 +94,9 @@ class Config:
 QUICK = Config(tasks=TASKS, seeds=(0,), train=320, gen_train=2400, evaluate=160, generate=24,
                epochs=2, batch=16, max_len=40, target_len=16, beam=2, schedule=(0.1, 0.8))
 FULL = Config()
+# `--smoke`: every task and both variants at toy size (the test suite's check).
+SMOKE = Config(tasks=TASKS, seeds=(0,), train=24, gen_train=48, evaluate=8, generate=4,
+               epochs=1, batch=8, max_len=24, target_len=6, beam=2, schedule=(0.2, 0.8))
 
 
 class TaskData(NamedTuple):
@@ -406,7 +409,7 @@ def parse(argv):
                         "0.1 at b (default 1000,2000 full)")
 
   args = cli.parse_args(__doc__, argv, extra)
-  cfg = QUICK if args.quick else FULL
+  cfg = SMOKE if args.smoke else QUICK if args.quick else FULL
   changes = {k: getattr(args, k) for k in ("train", "gen_train", "evaluate", "generate", "epochs", "max_len")
              if getattr(args, k) is not None}
   if args.tasks:
@@ -474,7 +477,7 @@ def report_results(args, cfg, assets, runs, before):
     claims.append(report.Claim(
         f"{task}: unshared converges faster (valid metric after epoch 1)",
         "unshared ahead on 3 of 4 tasks (sentiment: behind, 88.09 vs 90.18)",
-        f"{d1:+.2f} ± {se1:.2f} points (paired by seed)" + ("" if decided else f"; {reason}"),
+        f"{est(d1, se1, signed=True)} points (paired by seed)" + ("" if decided else f"; {reason}"),
         holds))
     # The final-metric claims are about trained-to-convergence models: only the
     # article's schedule on all the data can test them.
@@ -488,13 +491,13 @@ def report_results(args, cfg, assets, runs, before):
       text, holds = "clearly better", d > 2 * se and d > 0
       art = "+0.50 F1 (extraction), +2.74 (generation)"
     claims.append(report.Claim(f"{task}: unshared {text} (best valid)", art,
-                               f"{d:+.2f} ± {se:.2f} points" + ("" if converged else f"; {why}"),
+                               f"{est(d, se, signed=True)} points" + ("" if converged else f"; {why}"),
                                holds if converged else None))
   t, tse = difference(runs, cfg.tasks[0], "seconds_per_epoch")
   # Wall time on a shared machine: the claim is only as good as the machine was quiet.
   claims.append(report.Claim("unshared costs a little more time per epoch",
                              "about +10 % (23 s vs 20 s)",
-                             f"{cfg.tasks[0]}: {t:+.2f} ± {tse:.2f} s (wall time, same process)",
+                             f"{cfg.tasks[0]}: {est(t, tse, signed=True)} s (wall time, same process)",
                              None if not decided else t > 0))
   tables = {
       "mean ± s.e. over seeds (valid after epoch 1, best valid, test at best valid)":
@@ -531,7 +534,10 @@ def report_results(args, cfg, assets, runs, before):
                f"CRF transitions x{cfg.crf_lr_multiplier:g}; generation: beam {cfg.beam}, "
                f"<= {cfg.target_len} characters; seeds {list(cfg.seeds)}. "
                + ("Quick mode: smoke scale, nothing is decided." if args.quick else "")),
-      tables=tables, plots=[curves.name], claims=claims,
+      tables=tables, plots=[curves.name], claims=claims, quick=args.quick,
+      scope=("smoke/quick scale (1 seed, a few dozen steps on subsets): shows the pipeline, "
+             "timings and samples, decides nothing" if args.quick else
+             f"{len(cfg.seeds)} seeds, {cfg.epochs} epochs"),
       extra={"config": dataclasses.asdict(cfg), "before_max_abs_diff": before,
              "runs": [{k: v for k, v in r.items() if k != "outputs"} for r in runs]})
   for row in summary_rows:

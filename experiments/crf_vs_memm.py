@@ -56,7 +56,7 @@ from jaxblog.data.tokenizer import ChineseTokenizer, albert_tiny_zh_dir
 from jaxblog.models import heads, tagger
 from jaxblog.models.hf_loader import load_hf_albert
 from jaxblog.training import benchmark, cli, loop, report
-from jaxblog.training.metrics import format_mean_se as fmt, mean_se
+from jaxblog.training.metrics import format_estimate as est, format_mean_se as fmt, mean_se
 
 TASKS = ("ner", "cws")
 ENCODERS = ("albert", "weak")
@@ -87,6 +87,9 @@ class Config:
 QUICK = Config(seeds=(0,), train=256, evaluate=100, steps=20, batch=16, max_len=48,
                speed_rounds=2, speed_calls=1)
 FULL = Config()
+# `--smoke`: every task, encoder and head at toy size (the test suite's check).
+SMOKE = Config(seeds=(0,), train=16, evaluate=8, steps=2, batch=8, max_len=24,
+               speed_rounds=1, speed_calls=1)
 
 
 def load_task(task: str, cfg: Config, tok: ChineseTokenizer):
@@ -240,7 +243,7 @@ def parse(argv):
     parser.add_argument("--no-speed", action="store_true", help="skip the throughput benchmark")
 
   args = cli.parse_args(__doc__, argv, extra)
-  cfg = QUICK if args.quick else FULL
+  cfg = SMOKE if args.smoke else QUICK if args.quick else FULL
   changes = {k: getattr(args, k) for k in ("train", "evaluate", "steps", "batch", "max_len",
                                            "speed_rounds") if getattr(args, k) is not None}
   for name, allowed in (("tasks", TASKS), ("encoders", ENCODERS), ("heads", tagger.HEADS)):
@@ -311,13 +314,13 @@ def report_results(args, cfg, tasks, runs, speed, seconds, decode):
         d2, s2 = paired(runs, task, encoder, "memm", "softmax")
         claims.append(report.Claim(
             f"{task} {encoder}: Bi-MEMM > MEMM > softmax (test F1)", "holds in all his runs",
-            f"Bi-MEMM - MEMM {d1:+.2f} ± {s1:.2f}, MEMM - softmax {d2:+.2f} ± {s2:.2f}" + why,
+            f"Bi-MEMM - MEMM {est(d1, s1, signed=True)}, MEMM - softmax {est(d2, s2, signed=True)}" + why,
             bool(d1 > 0 and d2 > 0) if many else None))
       elif {"bimemm", "softmax"} <= have:
         d, s = paired(runs, task, encoder, "bimemm", "softmax")
         claims.append(report.Claim(
             f"{task} {encoder}: Bi-MEMM > softmax (test F1)", "holds in all his runs",
-            f"{d:+.2f} ± {s:.2f} points" + why, bool(d > 0) if many else None))
+            f"{est(d, s, signed=True)} points" + why, bool(d > 0) if many else None))
       if {"crf", "bimemm"} <= have:
         d, s = paired(runs, task, encoder, "crf", "bimemm")
         if encoder == "albert":
@@ -325,9 +328,9 @@ def report_results(args, cfg, tasks, runs, speed, seconds, decode):
         else:
           art, ok = "CRF ≈ +0.5 over Bi-MEMM (weak encoder)", d > 2 * s and d > 0
         claims.append(report.Claim(f"{task} {encoder}: CRF - Bi-MEMM (test F1)", art,
-                                   f"{d:+.2f} ± {s:.2f} points" + why, bool(ok) if many else None))
+                                   f"{est(d, s, signed=True)} points" + why, bool(ok) if many else None))
         claims.append(report.Claim(f"{task} {encoder}: CRF never worse than Bi-MEMM",
-                                   "basically never worse", f"{d:+.2f} ± {s:.2f} points" + why,
+                                   "basically never worse", f"{est(d, s, signed=True)} points" + why,
                                    bool(d > -2 * s) if many else None))
   tables = {"test / valid F1 % (mean ± s.e. over seeds; fixed steps, no model selection)":
             report.markdown_table(["task", "encoder", "head", "valid F1", "test F1",

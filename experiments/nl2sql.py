@@ -56,6 +56,7 @@ from jaxblog.data.tokenizer import albert_tiny_zh_dir
 from jaxblog.models.hf_loader import load_hf_albert, load_hf_bert
 from jaxblog.models.nl2sql import NL2SQLModel, featurize, init_params, loss_fn, probabilities
 from jaxblog.training import cli, loop, report
+from jaxblog.training.metrics import format_estimate as est, format_mean_se, mean_se
 
 LANGS = ("zh", "en")
 ENCODERS = ("pretrained", "scratch")
@@ -91,6 +92,9 @@ class Config:
 QUICK = Config(seeds=(0,), per_table_zh=6, per_table_en=2, max_tables_en=60, max_eval=60,
                epochs=2, batch=16, max_len=96, positions=56)
 FULL = Config()
+# `--smoke`: both languages and encoders at toy size (the test suite's check).
+SMOKE = Config(seeds=(0,), per_table_zh=1, per_table_en=1, max_tables_en=20, max_eval=6,
+               epochs=1, batch=8, max_len=96, positions=56, samples=2)
 
 
 def _flags(parser):
@@ -109,7 +113,7 @@ def _flags(parser):
 
 
 def config_from(args) -> Config:
-  cfg = QUICK if args.quick else FULL
+  cfg = SMOKE if args.smoke else QUICK if args.quick else FULL
   changes = {k: getattr(args, k) for k in ("langs", "encoders", "seeds", "per_table_zh",
                                            "per_table_en", "max_tables_en", "max_eval", "epochs",
                                            "batch", "max_len", "lr_pretrained", "lr_scratch")
@@ -318,15 +322,8 @@ def run_one(lang, encoder_kind, seed, enc: Encoder, data, cfg: Config) -> dict:
 # ----------------------------------------------------------------------------- report
 
 
-def mean_se(values: List[float]) -> Tuple[float, float]:
-  m = statistics.fmean(values)
-  se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-  return m, se
-
-
 def fmt(values: List[float]) -> str:
-  m, se = mean_se(values)
-  return f"{m:.1f} ± {se:.1f}" if len(values) > 1 else f"{m:.1f}"
+  return format_mean_se(values, digits=1)
 
 
 def main(argv=None):
@@ -399,7 +396,7 @@ def main(argv=None):
       d, se = mean_se([a - b for a, b in zip(pre, scr)])
       claims.append(report.Claim(
           f"{lang}: a pretrained encoder beats the same model from scratch (test LF)",
-          "the baseline rests on pretrained BERT", f"{d:+.1f} ± {se:.1f} points"
+          "the baseline rests on pretrained BERT", f"{est(d, se, 1, signed=True)} points"
           + (f"; {reason}" if reason else ""), (d - 2 * se > 0) if decided else None))
     kind = "pretrained" if (lang, "pretrained") in runs else "scratch"
     allr = [r["scores"][main_name]["LF"] for r in runs[(lang, kind)]]
@@ -407,7 +404,7 @@ def main(argv=None):
     d2, se2 = mean_se([a - b for a, b in zip(allr, none)])
     claims.append(report.Claim(
         f"{lang}: the post-processing rules raise full match ({kind})",
-        "rules written to repair values and columns", f"{d2:+.1f} ± {se2:.1f} points"
+        "rules written to repair values and columns", f"{est(d2, se2, 1, signed=True)} points"
         + (f"; {reason}" if reason else ""), (d2 - 2 * se2 > 0) if decided else None))
   if ("zh", "pretrained") in runs:
     zh = fmt([r["scores"][main_name]["LF"] for r in runs[("zh", "pretrained")]])
@@ -439,7 +436,9 @@ def main(argv=None):
           f"{lang}: {extra[lang]['encoder']} vs the same Transformer from scratch"
           for lang in cfg.langs) + ".")
   report.write(args.out, title="NL2SQL baseline (article 3)", summary=summary,
-               tables=tables_md, claims=claims, extra=extra)
+               tables=tables_md, claims=claims, extra=extra, quick=args.quick,
+               scope=(reason if not decided else
+                      f"{len(cfg.seeds)} seeds, {cfg.epochs} epochs"))
   print(f"report: {args.out / 'report.md'}")
 
 

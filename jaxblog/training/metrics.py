@@ -269,3 +269,16 @@ def format_mean_se(values: Iterable[float], digits: int = 2) -> str:
   """`"m ± se"` over runs, or just `"m"` for a single run."""
   mean, se = mean_se(values)
   return f"{mean:.{digits}f}" if math.isnan(se) else f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def format_estimate(mean: float, se: float, digits: int = 2, signed: bool = False) -> str:
+  """`"m ± se"`, or `"m (1 run, no s.e.)"` when `se` is NaN (a single run).
+
+  Args:
+    mean: the estimate, e.g. a mean difference over seeds.
+    se: its standard error (NaN for one run, as `mean_se` returns it).
+    digits: decimals of both numbers.
+    signed: print the mean with an explicit sign (for differences).
+  """
+  m = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
+  return f"{m} (1 run, no s.e.)" if math.isnan(se) else f"{m} ± {se:.{digits}f}"

@@ -106,3 +106,11 @@ def test_mean_se_and_format():
   assert format_mean_se([1.0, 2.0, 3.0]) == "2.00 ± 0.58" and format_mean_se(iter([5.0])) == "5.00"
   with pytest.raises(ValueError, match="at least one"):
     mean_se([])
+
+
+def test_format_estimate_never_prints_nan():
+  from jaxblog.training.metrics import format_estimate, mean_se
+  assert format_estimate(*mean_se([0.5, 1.5]), signed=True) == "+1.00 ± 0.50"
+  one = format_estimate(*mean_se([-2.0]), digits=1, signed=True)
+  assert one == "-2.0 (1 run, no s.e.)" and "nan" not in one
+  assert format_estimate(3.0, 0.25, digits=1) == "3.0 ± 0.2"
