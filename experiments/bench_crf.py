@@ -206,14 +206,16 @@ def bench_memm(reps):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="fewer reps, T up to 1024")
+  parser.add_argument("--smoke", action="store_true", help="toy sizes, 2 rounds: checks the script runs (the test suite's check)")
   parser.add_argument("--reps", type=int, default=None)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/bench/crf.md"))
   parser.add_argument("--sections", default="torch,growth,memm",
                       help="comma-separated subset of torch,growth,memm")
   args = parser.parse_args()
-  reps = args.reps or (10 if args.quick else 30)
-  lengths = [64, 256, 1024] if args.quick else [64, 256, 1024, 4096]
-  parts = [f"# bench_crf ({'quick' if args.quick else 'full'}, {reps} reps, "
+  reps = args.reps or (2 if args.smoke else 10 if args.quick else 30)
+  lengths = ([64] if args.smoke else [64, 256, 1024] if args.quick else [64, 256, 1024, 4096])
+  mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+  parts = [f"# bench_crf ({mode}, {reps} reps, "
            f"jax {jax.__version__}, backend {jax.default_backend()})"]
   sections = set(args.sections.split(","))
   if "torch" in sections:
@@ -224,7 +226,8 @@ def main():
       parts += ["## CRF vs pytorch-crf", "skipped: pytorch-crf not installed"]
   if "growth" in sections:
     parts += ["## Sequential vs parallel as T grows (B=8, K=20)", load(),
-              bench_growth(max(3, reps // 3), lengths, vit_lengths=[64, 256, 1024])]
+              bench_growth(max(2 if args.smoke else 3, reps // 3), lengths,
+                           vit_lengths=lengths if args.smoke else [64, 256, 1024])]
   if "memm" in sections:
     parts += ["## CRF vs MEMM vs Bi-MEMM (loss fwd+bwd)", load(), bench_memm(reps)]
   parts.append(load())

@@ -87,11 +87,16 @@ def build(vocab, beams, batch, max_len):
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--quick", action="store_true")
+  ap.add_argument("--smoke", action="store_true", help="toy sizes, 2 rounds: checks the script runs (the test suite's check)")
+  ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/bench"),
+                  help="folder of the table")
   ap.add_argument("--reps", type=int, default=7)
   ap.add_argument("--batch", type=int, default=4)
   args = ap.parse_args()
-  max_len = 16 if args.quick else 32
-  vocabs = (1024, 8192) if args.quick else (1024, 8192, 32768)
+  if args.smoke:
+    args.quick, args.reps = True, 2
+  max_len = 8 if args.smoke else 16 if args.quick else 32
+  vocabs = (256,) if args.smoke else (1024, 8192) if args.quick else (1024, 8192, 32768)
   beam_sizes = (1, 4) if args.quick else (1, 4, 16)
   head = benchmark.machine_line()
   rows = []
@@ -126,7 +131,7 @@ def main():
         f"{temp['step']:.1f} / {temp['beam/take']:.1f} / {temp['beam/one_hot']:.1f} |")
   table = "\n".join(lines)
   print(table)
-  out = pathlib.Path("runs/bench")
+  out = args.out
   out.mkdir(parents=True, exist_ok=True)
   (out / ("decoding_quick.md" if args.quick else "decoding.md")).write_text(table + "\n")
 

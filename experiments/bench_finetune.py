@@ -62,6 +62,11 @@ class Config:
   def full(cls) -> "Config":
     return cls(rounds=9, calls=3)
 
+  @classmethod
+  def smoke(cls) -> "Config":
+    """Toy batch, 2 rounds: the test suite's check that the script runs."""
+    return cls(batch=4, length=16, rounds=2)
+
 
 def batch_arrays(config: Config):
   """The first `batch` hotel reviews (train split, seed 0), traditional characters."""
@@ -193,11 +198,12 @@ def main(argv=None) -> int:
   mode = parser.add_mutually_exclusive_group()
   mode.add_argument("--quick", action="store_true", help="3 rounds x 1 call (default)")
   mode.add_argument("--full", action="store_true", help="9 rounds x 3 calls")
+  mode.add_argument("--smoke", action="store_true", help="toy sizes, 2 rounds: checks the script runs (the test suite's check)")
   parser.add_argument("--rounds", type=int, default=None, help="override the rounds")
   parser.add_argument("--cases", default="shared,unshared", help="comma-separated")
   parser.add_argument("--out", type=Path, default=None, help="also write the table here")
   args = parser.parse_args(argv)
-  config = Config.full() if args.full else Config()
+  config = Config.full() if args.full else Config.smoke() if args.smoke else Config()
   if args.rounds:
     config = dataclasses.replace(config, rounds=args.rounds)
   try:

@@ -85,13 +85,16 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true", help="fewer rounds")
+  parser.add_argument("--smoke", action="store_true", help="toy sizes, 2 rounds: checks the script runs (the test suite's check)")
   parser.add_argument("--reps", type=int, default=None, help="interleaved rounds")
   parser.add_argument("--out", type=Path, default=Path("runs/bench/generate.md"))
   args = parser.parse_args()
   import torch  # pylint: disable=import-outside-toplevel
 
   layers, width, heads, vocab, batch, prompt_len, new = 4, 256, 4, 8000, 8, 16, 64
-  reps = args.reps or (3 if args.quick else 7)
+  if args.smoke:
+    layers, width, heads, vocab, batch, prompt_len, new = 1, 32, 2, 256, 2, 4, 6
+  reps = args.reps or (2 if args.smoke else 3 if args.quick else 7)
   hf, model, variables = build(layers, width, heads, vocab, positions=128)
   prompt = np.random.default_rng(0).integers(2, vocab, (batch, prompt_len)).astype(np.int32)
   prompt_jax, prompt_torch = jnp.asarray(prompt), torch.tensor(prompt, dtype=torch.long)

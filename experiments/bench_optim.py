@@ -31,10 +31,10 @@ import optax
 from jaxblog import optim
 
 
-def model_params(quick: bool):
-  """~10M params in 50 leaves (quick: ~1.2M)."""
-  d = 128 if quick else 384
-  blocks = 12
+def model_params(quick: bool, smoke: bool = False):
+  """~10M params in 50 leaves (quick: ~1.2M; smoke: 3 blocks of width 16)."""
+  d = 16 if smoke else 128 if quick else 384
+  blocks = 3 if smoke else 12
   rng = np.random.default_rng(0)
   params = {"embed": rng.normal(size=(1024 if quick else 8192, 128)).astype(np.float32) * 0.02,
             "final_norm": np.ones(128, np.float32)}
@@ -91,15 +91,17 @@ def mb(nbytes):
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--quick", action="store_true", help="small sizes, few repetitions")
+  ap.add_argument("--smoke", action="store_true", help="toy sizes, 2 rounds: checks the script runs (the test suite's check)")
   ap.add_argument("--reps", type=int, default=None)
   ap.add_argument("--out", type=Path, default=Path("runs/bench/optim.md"))
   ap.add_argument("--skip-general", action="store_true",
                   help="skip the informational general-path lazy(freeze_state) row")
   args = ap.parse_args()
-  reps = args.reps or (5 if args.quick else 21)
+  args.quick = args.quick or args.smoke
+  reps = args.reps or (2 if args.smoke else 5 if args.quick else 21)
   load0 = os.getloadavg()
 
-  params = model_params(args.quick)
+  params = model_params(args.quick, args.smoke)
   n_params = sum(x.size for x in jax.tree.leaves(params))
   n_leaves = len(jax.tree.leaves(params))
   tree_mb = n_params * 4 / 2**20
@@ -133,7 +135,7 @@ def main():
       optax.MultiSteps(optax.adamw(lr), 4).gradient_transformation(), params, grads, 8,
       "<= 0.65x", "temp target <= 2 trees")
 
-  vocab = 5000 if args.quick else 50000
+  vocab = 500 if args.smoke else 5000 if args.quick else 50000
   emb = {"embedding": jnp.asarray(rng.normal(size=(vocab, 128)).astype(np.float32) * 0.02)}
   touched = rng.random(vocab) < 0.08
   g_emb = {"embedding": jnp.asarray(

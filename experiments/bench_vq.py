@@ -36,6 +36,7 @@ from jaxblog.training import report
 
 FULL = [(65536, 64, 512), (65536, 64, 8192), (262144, 32, 1024)]
 QUICK = [(16384, 64, 512), (16384, 64, 2048), (65536, 32, 1024)]
+SMOKE = [(256, 8, 32)]
 
 
 def bare_matmul(z, cb):
@@ -90,11 +91,15 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true", help="smaller sizes")
+  parser.add_argument("--smoke", action="store_true", help="toy sizes, 2 rounds: checks the script runs (the test suite's check)")
+  parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder of the table")
   parser.add_argument("--reps", type=int, default=5)
   parser.add_argument("--max-gb", type=float, default=6.0,
                       help="skip a function whose temporaries exceed this")
   args = parser.parse_args()
-  sizes = QUICK if args.quick else FULL
+  sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
+  if args.smoke:
+    args.reps = 2
   load0 = os.getloadavg()
   rows = []
   for n, d, k in sizes:
@@ -116,7 +121,7 @@ def main():
           f"{jax.devices()[0].platform}; load average before {load0[0]:.2f}, "
           f"after {load1[0]:.2f} (shared 2-core machine: timings are noisy)\n")
   print(table + note)
-  out = Path("runs/bench")
+  out = args.out
   out.mkdir(parents=True, exist_ok=True)
   (out / f"bench_vq{'_quick' if args.quick else ''}.md").write_text(table + note)
 

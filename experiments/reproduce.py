@@ -1,7 +1,8 @@
 """Runs every experiment and writes one report.
 
 Usage: `python experiments/reproduce.py` (quick mode, a few minutes each on
-2 CPU cores) or `--full`. Every `experiments/*.py` except `bench_*`,
+2 CPU cores), `--full`, or `--smoke` (toy size, seconds each: a check that
+every script runs). Every `experiments/*.py` except `bench_*`,
 `reproduce.py` and `_*` is an experiment; each runs in its own process with
 `--out runs/<timestamp>/<name>` and leaves `result.json` + `report.md` there.
 The gathered `runs/<timestamp>/report.md` starts with a summary table of the
@@ -29,10 +30,15 @@ def discover() -> list[str]:
                 if not p.stem.startswith(("bench_", "_")) and p.stem != "reproduce")
 
 
-def run_one(name: str, out: pathlib.Path, full: bool, seed: int) -> tuple[str, float]:
+def run_one(name: str, out: pathlib.Path, full: bool, seed: int,
+            smoke: bool = False) -> tuple[str, float]:
   cmd = [sys.executable, str(HERE / f"{name}.py"), "--out", str(out), "--seed", str(seed)]
+  if full and smoke:
+    raise ValueError("run_one: full and smoke are exclusive")
   if full:
     cmd.append("--full")
+  if smoke:
+    cmd.append("--smoke")
   t0 = time.perf_counter()
   log = out / "log.txt"
   out.mkdir(parents=True, exist_ok=True)
@@ -52,7 +58,8 @@ def run_one(name: str, out: pathlib.Path, full: bool, seed: int) -> tuple[str, f
   return f"failed (exit {code}, see {log.relative_to(out.parent)})", seconds
 
 
-def gather(run_dir: pathlib.Path, statuses: dict, full: bool = False) -> pathlib.Path:
+def gather(run_dir: pathlib.Path, statuses: dict, full: bool = False,
+           smoke: bool = False) -> pathlib.Path:
   claims, sections, status_rows = [], [], []
   for name, (status, seconds) in statuses.items():
     result_path = run_dir / name / "result.json"
@@ -69,7 +76,8 @@ def gather(run_dir: pathlib.Path, statuses: dict, full: bool = False) -> pathlib
       body = body.replace(f"]({p})", f"]({name}/{p})")
     sections.append(body)
   mode = ("full" if full else
-          "quick: smoke scale, every verdict withheld; `--full` for the real runs")
+          "smoke: toy size, checks that every script runs; no numbers mean anything" if smoke
+          else "quick: smoke scale, every verdict withheld; `--full` for the real runs")
   parts = ["# jaxblog reproduction report", "",
            f"Run folder `{run_dir}`; {time.strftime('%Y-%m-%d %H:%M:%S')}; mode {mode}.", "",
            "## Experiments", "", report.markdown_table(
@@ -100,6 +108,7 @@ def main(argv=None) -> int:
   mode = parser.add_mutually_exclusive_group()
   mode.add_argument("--quick", dest="full", action="store_false", default=False)
   mode.add_argument("--full", dest="full", action="store_true")
+  mode.add_argument("--smoke", action="store_true", help="toy size, seconds per experiment")
   parser.add_argument("--only", nargs="*", default=None, help="experiment names to run")
   parser.add_argument("--out", type=pathlib.Path, default=None)
   parser.add_argument("--seed", type=int, default=0)
@@ -114,10 +123,11 @@ def main(argv=None) -> int:
   run_dir.mkdir(parents=True, exist_ok=True)
   statuses = {}
   for i, name in enumerate(names, 1):
-    print(f"[{i}/{len(names)}] {name} ({'full' if args.full else 'quick'})", flush=True)
-    statuses[name] = run_one(name, run_dir / name, args.full, args.seed)
+    kind = "full" if args.full else "smoke" if args.smoke else "quick"
+    print(f"[{i}/{len(names)}] {name} ({kind})", flush=True)
+    statuses[name] = run_one(name, run_dir / name, args.full, args.seed, args.smoke)
     print(f"[{i}/{len(names)}] {name}: {statuses[name][0]} in {statuses[name][1]:.0f}s", flush=True)
-  path = gather(run_dir, statuses, args.full)
+  path = gather(run_dir, statuses, args.full, args.smoke)
   print(f"report: {path}")
   failed = [n for n, (s, _) in statuses.items() if s.startswith("failed")]
   if failed:

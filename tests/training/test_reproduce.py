@@ -22,6 +22,23 @@ def _fake_experiment(reproduce, tmp_path, monkeypatch, body):
   return reproduce.run_one("fake", tmp_path / "run" / "fake", full=False, seed=0)
 
 
+def test_smoke_flag_reaches_the_experiment(reproduce, tmp_path, monkeypatch):
+  body = ("import sys\n" f"sys.path.insert(0, {str(ROOT)!r})\n"
+          "from jaxblog.training import cli, report\n"
+          "args = cli.parse_args('fake')\n"
+          "assert args.smoke and args.quick, args\n"
+          "report.write(args.out, title='Fake', claims=[report.Claim('c', '1', '2', True)],\n"
+          "             quick=args.quick)\n")
+  (tmp_path / "fake.py").write_text(body)
+  monkeypatch.setattr(reproduce, "HERE", tmp_path)
+  status, _ = reproduce.run_one("fake", tmp_path / "run" / "fake", False, 0, smoke=True)
+  assert status == "ok"
+  text = reproduce.gather(tmp_path / "run", {"fake": (status, 1.0)}, smoke=True).read_text()
+  assert "| fake | c | 1 | 2 | n/a |" in text and "mode smoke" in text
+  with pytest.raises(ValueError, match="exclusive"):
+    reproduce.run_one("fake", tmp_path / "x", True, 0, smoke=True)
+
+
 def test_discovery_skips_benchmarks_and_itself(reproduce):
   names = reproduce.discover()
   assert "mnist_mlp" in names
