@@ -82,11 +82,11 @@ def crf_loss(em, tags, trans, start, end, mask, parallel=False):
                                      parallel=parallel))
 
 
-def bench_vs_torch(reps):
+def bench_vs_torch(reps, sizes=SIZES):
   import torch
   import torchcrf
   rows = []
-  for b, t, k in SIZES:
+  for b, t, k in sizes:
     p = problem(b, t, k)
     args = tuple(jnp.asarray(p[n]) for n in ("em", "tags", "trans", "start", "end", "mask"))
     nll = jax.jit(jax.value_and_grad(crf_loss, argnums=(0, 2, 3, 4)))
@@ -172,9 +172,9 @@ def bench_growth(reps, lengths, vit_lengths):
                 "parallel / sequential"], rows)
 
 
-def bench_memm(reps):
+def bench_memm(reps, sizes=SIZES):
   rows = []
-  for b, t, k in SIZES:
+  for b, t, k in sizes:
     p = problem(b, t, k)
     em, tags, trans, mask = (jnp.asarray(p[n]) for n in ("em", "tags", "trans", "mask"))
 
@@ -215,13 +215,14 @@ def main():
   reps = args.reps or (2 if args.smoke else 10 if args.quick else 30)
   lengths = ([64] if args.smoke else [64, 256, 1024] if args.quick else [64, 256, 1024, 4096])
   mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+  sizes = SIZES[:1] if args.smoke else SIZES
   parts = [f"# bench_crf ({mode}, {reps} reps, "
            f"jax {jax.__version__}, backend {jax.default_backend()})"]
   sections = set(args.sections.split(","))
   if "torch" in sections:
     try:
       import torchcrf  # noqa: F401
-      parts += ["## CRF vs pytorch-crf", load(), bench_vs_torch(reps)]
+      parts += ["## CRF vs pytorch-crf", load(), bench_vs_torch(reps, sizes)]
     except ImportError:
       parts += ["## CRF vs pytorch-crf", "skipped: pytorch-crf not installed"]
   if "growth" in sections:
@@ -229,7 +230,7 @@ def main():
               bench_growth(max(2 if args.smoke else 3, reps // 3), lengths,
                            vit_lengths=lengths if args.smoke else [64, 256, 1024])]
   if "memm" in sections:
-    parts += ["## CRF vs MEMM vs Bi-MEMM (loss fwd+bwd)", load(), bench_memm(reps)]
+    parts += ["## CRF vs MEMM vs Bi-MEMM (loss fwd+bwd)", load(), bench_memm(reps, sizes)]
   parts.append(load())
   text = "\n\n".join(parts) + "\n"
   args.out.parent.mkdir(parents=True, exist_ok=True)
