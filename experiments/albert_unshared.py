@@ -413,10 +413,7 @@ def parse(argv):
   changes = {k: getattr(args, k) for k in ("train", "gen_train", "evaluate", "generate", "epochs", "max_len")
              if getattr(args, k) is not None}
   if args.tasks:
-    changes["tasks"] = tuple(t for t in args.tasks.split(",") if t)
-    unknown = set(changes["tasks"]) - set(TASKS)
-    if unknown:
-      raise SystemExit(f"unknown tasks {sorted(unknown)}; choose from {TASKS}")
+    changes["tasks"] = cli.subset(args.tasks, TASKS, "tasks")
   if args.seeds:
     changes["seeds"] = tuple(range(args.seed, args.seed + args.seeds))
   elif args.seed:

@@ -250,9 +250,7 @@ def parse(argv):
                                            "speed_rounds") if getattr(args, k) is not None}
   for name, allowed in (("tasks", TASKS), ("encoders", ENCODERS), ("heads", tagger.HEADS)):
     if getattr(args, name):
-      changes[name] = tuple(x for x in getattr(args, name).split(",") if x)
-      if set(changes[name]) - set(allowed):
-        raise SystemExit(f"--{name}: choose from {allowed}")
+      changes[name] = cli.subset(getattr(args, name), allowed, name)
   if args.seeds:
     changes["seeds"] = tuple(range(args.seed, args.seed + args.seeds))
   elif args.seed:

@@ -322,10 +322,7 @@ def parse(argv):
   steps = lambda s: tuple(sorted(int(x) for x in s.split(",")))
   changes = {}
   if args.tasks:
-    changes["tasks"] = tuple(t for t in args.tasks.split(",") if t)
-    unknown = set(changes["tasks"]) - set(TASKS)
-    if unknown:
-      raise SystemExit(f"--tasks: unknown {sorted(unknown)}; choose from {TASKS}")
+    changes["tasks"] = cli.subset(args.tasks, TASKS, "tasks")
   if args.checkpoints:
     changes["checkpoints"] = steps(args.checkpoints)
   if args.headline_checkpoints:

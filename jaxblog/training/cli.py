@@ -54,3 +54,16 @@ def missing_data(install_hint: str) -> None:
   """Reports a missing optional data package in one line and exits with code 3."""
   print(f"missing optional data: install it with `{install_hint}`", file=sys.stderr)
   raise SystemExit(MISSING_DATA_EXIT)
+
+
+def subset(value: str, allowed, flag: str) -> tuple:
+  """`"a,b"` -> `("a", "b")`, each checked against `allowed`.
+
+  Raises:
+    SystemExit: naming `flag` and the allowed values, when an item is unknown.
+  """
+  items = tuple(x for x in value.split(",") if x)
+  unknown = sorted(set(items) - set(allowed))
+  if unknown:
+    raise SystemExit(f"--{flag}: unknown {unknown}; choose from {tuple(allowed)}")
+  return items
