@@ -25,8 +25,10 @@ def _setup(config):
   return model, variables
 
 
-def _full_logits(model, variables, application):
+def _full_logits(model, variables, application, target_segment=None):
   """Row-wise recomputation over prompt[:len] + continuation, right-padded."""
+  if target_segment is None:
+    target_segment = 1 if application == "unilm" else 0
   total = PROMPT.shape[1] + CONT.shape[1]
   ids = np.zeros((2, total), np.int32)
   seg = np.zeros((2, total), np.int32)
@@ -34,8 +36,7 @@ def _full_logits(model, variables, application):
   for b, n in enumerate(LENGTHS):
     ids[b, :n], ids[b, n:n + CONT.shape[1]] = PROMPT[b, :n], CONT[b]
     valid[b, :n + CONT.shape[1]] = True
-    if application == "unilm":
-      seg[b, n:n + CONT.shape[1]] = 1
+    seg[b, n:n + CONT.shape[1]] = target_segment
   logits = jax.jit(lambda v: model.apply(v, ids, seg, valid, application=application))(
       variables)
   # logits for step i live at position len - 1 + i.
@@ -44,16 +45,19 @@ def _full_logits(model, variables, application):
 
 
 # The pre-LN (GPT) cache path is covered by the beam/greedy test below.
-@pytest.mark.parametrize("config,application", [
-    (BERT, "lm"), (BERT, "unilm"), (BERT.replace(embedding_size=8, share_layers=True), "unilm")])
-def test_cached_steps_equal_recompute(config, application):
+# ("lm", 1): a causal LM over `[CLS] source [SEP] target` trained with the
+# target in segment 1 (the UniLM experiment's baseline) must decode so too.
+@pytest.mark.parametrize("config,application,target_segment", [
+    (BERT, "lm", None), (BERT, "lm", 1), (BERT, "unilm", None),
+    (BERT.replace(embedding_size=8, share_layers=True), "unilm", None)])
+def test_cached_steps_equal_recompute(config, application, target_segment):
   model, variables = _setup(config)
   valid = PROMPT != 0
   step_fn, state = cached_decoder(model, variables, jnp.asarray(PROMPT), None,
                                   jnp.asarray(valid), max_new_tokens=CONT.shape[1],
-                                  application=application)
+                                  application=application, target_segment=target_segment)
   step = jax.jit(step_fn)
-  expected = _full_logits(model, variables, application)
+  expected = _full_logits(model, variables, application, target_segment)
   tokens = jnp.zeros((2,), jnp.int32)  # bos: ignored at step 0
   for i in range(CONT.shape[1]):
     logits, state = step(tokens, state, jnp.int32(i))
