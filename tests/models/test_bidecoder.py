@@ -68,3 +68,27 @@ def test_independent_decoders_and_decode_one(setup):
     crossed = _model(True)
     crossed.apply(crossed.init(jax.random.PRNGKey(0), src, l_in, r_in), memory, valid,
                   l_in, 0, method="decode_one")
+
+
+def test_transformer_encoder_option(setup):
+  """`encoder_config`: memory is the Transformer's hidden states (projected when
+  narrower), parameters under `pretrained`, and the vocabulary must agree."""
+  from jaxblog.models.config import TransformerConfig
+  from jaxblog.models.transformer import Transformer
+  src, l_in, r_in = setup
+  enc = TransformerConfig(vocab_size=11, hidden_size=24, num_layers=1, num_heads=2,
+                          intermediate_size=32, max_position=8)
+  model = BiDecoderSeq2Seq(src_vocab=11, tgt_vocab=13, hidden_size=16, num_heads=2,
+                           num_decoder_layers=1, max_len=6, encoder_config=enc)
+  params = model.init(jax.random.PRNGKey(0), src, l_in, r_in)["params"]
+  assert "pretrained" in params and "memory_proj" in params and "src_embed" not in params
+  memory, valid = jax.jit(lambda p, s: model.apply({"params": p}, s, method="encode"))(params, src)
+  hidden = Transformer(enc).apply({"params": params["pretrained"]}, src, None, src > 0,
+                                  method="encode")
+  want = hidden @ params["memory_proj"]["kernel"] + params["memory_proj"]["bias"][None, None]
+  np.testing.assert_allclose(memory, want, atol=1e-5)
+  np.testing.assert_array_equal(valid, src > 0)
+  with pytest.raises(ValueError, match="src_vocab"):
+    bad = BiDecoderSeq2Seq(src_vocab=12, tgt_vocab=13, hidden_size=16, num_heads=2,
+                           max_len=6, encoder_config=enc)
+    bad.init(jax.random.PRNGKey(0), src, l_in, r_in)
