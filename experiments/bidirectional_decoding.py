@@ -341,7 +341,7 @@ class ParaConfig:
 
 
 PARA_QUICK = ParaConfig()
-PARA_FULL = ParaConfig(steps=3000, seeds=(0, 1), test=300)
+PARA_FULL = ParaConfig(steps=4000, seeds=(0, 1), test=300)
 PARA_SMOKE = ParaConfig(steps=2, batch=4, test=6, train=64, decoder_layers=1)
 
 
