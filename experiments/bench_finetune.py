@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -202,7 +203,14 @@ def main(argv=None) -> int:
   parser.add_argument("--rounds", type=int, default=None, help="override the rounds")
   parser.add_argument("--cases", default="shared,unshared", help="comma-separated")
   parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+  parser.add_argument("--malloc", choices=("default", "tuned"), default="default",
+                      help="tuned: restart under `benchmark.MALLOC_TUNABLES` (glibc keeps "
+                           "freed memory; applies to both libraries in the process)")
   args = parser.parse_args(argv)
+  if args.malloc == "tuned":
+    if argv is not None:
+      parser.error("--malloc tuned restarts the process: run the script from the command line")
+    benchmark.reexec_with_malloc_tunables()
   config = Config.full() if args.full else Config.smoke() if args.smoke else Config()
   if args.rounds:
     config = dataclasses.replace(config, rounds=args.rounds)
@@ -226,7 +234,8 @@ def main(argv=None) -> int:
       ["model", "jaxblog ex/s", "torch 1 thread ex/s", "torch 2 threads ex/s",
        "speed-up vs best torch (median, min-max over rounds)", "XLA temp MiB"], rows)
   text = (f"ALBERT-tiny fine-tuning step, batch {config.batch} x {config.length}, "
-          f"{config.rounds} rounds x {config.calls} calls\n"
+          f"{config.rounds} rounds x {config.calls} calls, "
+          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}\n"
           f"start: {start}\n\n{table}\n\nend: {benchmark.machine_line()}\n")
   print(text)
   if args.out:

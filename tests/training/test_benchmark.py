@@ -1,3 +1,8 @@
+import os
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -27,3 +32,27 @@ def test_bad_arguments():
     benchmark.interleaved({"a": lambda: None}, rounds=0)
   with pytest.raises(ValueError, match="at least one"):
     benchmark.interleaved({})
+
+
+def test_malloc_env_appends_once():
+  env = benchmark.malloc_env({"PATH": "/bin"})
+  assert env["GLIBC_TUNABLES"] == benchmark.MALLOC_TUNABLES and env["PATH"] == "/bin"
+  mixed = benchmark.malloc_env({"GLIBC_TUNABLES": "glibc.cpu.x86_shstk=off"})
+  assert mixed["GLIBC_TUNABLES"] == "glibc.cpu.x86_shstk=off:" + benchmark.MALLOC_TUNABLES
+  assert benchmark.malloc_env(mixed) == mixed
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc tunables only")
+def test_reexec_with_malloc_tunables(tmp_path):
+  script = tmp_path / "child.py"
+  script.write_text(
+      "import os, sys\n"
+      "from jaxblog.training import benchmark\n"
+      "print('start', sys.argv[1:], flush=True)\n"
+      "benchmark.reexec_with_malloc_tunables()\n"
+      "print('tunables', os.environ['GLIBC_TUNABLES'])\n")
+  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+  out = subprocess.run([sys.executable, str(script), "x"], capture_output=True, text=True,
+                       env=env, check=True).stdout.splitlines()
+  # first run prints start and re-executes; the second finds the tunables set
+  assert out == ["start ['x']", "start ['x']", "tunables " + benchmark.MALLOC_TUNABLES]
