@@ -8,11 +8,18 @@ every script runs). Every `experiments/*.py` except `bench_*`,
 The gathered `runs/<timestamp>/report.md` starts with a summary table of the
 articles' claims. Exit status: 0 if every experiment succeeded or was skipped
 for missing optional data (exit code 3), 1 otherwise.
+
+The experiments run under `jaxblog.training.benchmark.MALLOC_TUNABLES` (glibc
+keeps freed memory instead of unmapping it, so XLA:CPU's per-step
+temporaries are not page-faulted in again on every step: 1.26-1.55x the
+training steps/s of `bidirectional_decoding` here, same results, +8% peak
+memory); `--malloc default` runs them with the environment unchanged.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -22,7 +29,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from jaxblog.training import cli, report  # noqa: E402
+from jaxblog.training import benchmark, cli, report  # noqa: E402
 
 
 def discover() -> list[str]:
@@ -31,7 +38,7 @@ def discover() -> list[str]:
 
 
 def run_one(name: str, out: pathlib.Path, full: bool, seed: int,
-            smoke: bool = False) -> tuple[str, float]:
+            smoke: bool = False, malloc: str = "tuned") -> tuple[str, float]:
   cmd = [sys.executable, str(HERE / f"{name}.py"), "--out", str(out), "--seed", str(seed)]
   if full and smoke:
     raise ValueError("run_one: full and smoke are exclusive")
@@ -43,8 +50,9 @@ def run_one(name: str, out: pathlib.Path, full: bool, seed: int,
   log = out / "log.txt"
   out.mkdir(parents=True, exist_ok=True)
   with log.open("w") as f:
+    env = benchmark.malloc_env(os.environ) if malloc == "tuned" else None
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1)
+                            text=True, bufsize=1, env=env)
     for line in proc.stdout:
       f.write(line)
       sys.stdout.write(f"  [{name}] {line}" if not line.startswith("\r") else line)
@@ -112,6 +120,8 @@ def main(argv=None) -> int:
   parser.add_argument("--only", nargs="*", default=None, help="experiment names to run")
   parser.add_argument("--out", type=pathlib.Path, default=None)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                      help="glibc allocator settings of the experiment processes (see above)")
   args = parser.parse_args(argv)
   names = discover()
   if args.only:
@@ -125,7 +135,8 @@ def main(argv=None) -> int:
   for i, name in enumerate(names, 1):
     kind = "full" if args.full else "smoke" if args.smoke else "quick"
     print(f"[{i}/{len(names)}] {name} ({kind})", flush=True)
-    statuses[name] = run_one(name, run_dir / name, args.full, args.seed, args.smoke)
+    statuses[name] = run_one(name, run_dir / name, args.full, args.seed, args.smoke,
+                            args.malloc)
     print(f"[{i}/{len(names)}] {name}: {statuses[name][0]} in {statuses[name][1]:.0f}s", flush=True)
   path = gather(run_dir, statuses, args.full, args.smoke)
   print(f"report: {path}")

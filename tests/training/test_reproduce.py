@@ -63,3 +63,19 @@ def test_statuses_and_report(reproduce, tmp_path, monkeypatch):
   assert _fake_experiment(reproduce, tmp_path, monkeypatch, missing)[0].startswith("skipped")
   failing = "raise RuntimeError('boom')\n"
   assert _fake_experiment(reproduce, tmp_path, monkeypatch, failing)[0].startswith("failed")
+
+
+def test_experiments_run_under_the_malloc_tunables(reproduce, tmp_path, monkeypatch):
+  monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+  body = ("import os, sys\n" f"sys.path.insert(0, {str(ROOT)!r})\n"
+          "from jaxblog.training import benchmark, cli, report\n"
+          "args = cli.parse_args('fake')\n"
+          "want = benchmark.MALLOC_TUNABLES if os.environ['WANT'] == 'tuned' else None\n"
+          "assert os.environ.get('GLIBC_TUNABLES') == want, os.environ.get('GLIBC_TUNABLES')\n"
+          "report.write(args.out, title='Fake', quick=args.quick)\n")
+  (tmp_path / "fake.py").write_text(body)
+  monkeypatch.setattr(reproduce, "HERE", tmp_path)
+  for mode in ("tuned", "default"):
+    monkeypatch.setenv("WANT", mode)
+    status, _ = reproduce.run_one("fake", tmp_path / mode / "fake", False, 0, malloc=mode)
+    assert status == "ok", (mode, (tmp_path / mode / "fake" / "log.txt").read_text())
