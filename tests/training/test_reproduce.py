@@ -1,7 +1,6 @@
 """experiments/reproduce.py: discovery, exit codes and the gathered report."""
 import importlib.util
 import pathlib
-import sys
 
 import pytest
 
@@ -22,14 +21,18 @@ def _fake_experiment(reproduce, tmp_path, monkeypatch, body):
   return reproduce.run_one("fake", tmp_path / "run" / "fake", full=False, seed=0)
 
 
-def test_smoke_flag_reaches_the_experiment(reproduce, tmp_path, monkeypatch):
-  body = ("import sys\n" f"sys.path.insert(0, {str(ROOT)!r})\n"
-          "from jaxblog.training import cli, report\n"
+def _checking_experiment(check: str) -> str:
+  """A fake experiment that asserts `check` (it sees `args` and `os`), then reports."""
+  return ("import os, sys\n" f"sys.path.insert(0, {str(ROOT)!r})\n"
+          "from jaxblog.training import benchmark, cli, report\n"
           "args = cli.parse_args('fake')\n"
-          "assert args.smoke and args.quick, args\n"
+          f"{check}\n"
           "report.write(args.out, title='Fake', claims=[report.Claim('c', '1', '2', True)],\n"
           "             quick=args.quick)\n")
-  (tmp_path / "fake.py").write_text(body)
+
+
+def test_smoke_flag_reaches_the_experiment(reproduce, tmp_path, monkeypatch):
+  (tmp_path / "fake.py").write_text(_checking_experiment("assert args.smoke and args.quick, args"))
   monkeypatch.setattr(reproduce, "HERE", tmp_path)
   status, _ = reproduce.run_one("fake", tmp_path / "run" / "fake", False, 0, smoke=True)
   assert status == "ok"
@@ -67,13 +70,9 @@ def test_statuses_and_report(reproduce, tmp_path, monkeypatch):
 
 def test_experiments_run_under_the_malloc_tunables(reproduce, tmp_path, monkeypatch):
   monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-  body = ("import os, sys\n" f"sys.path.insert(0, {str(ROOT)!r})\n"
-          "from jaxblog.training import benchmark, cli, report\n"
-          "args = cli.parse_args('fake')\n"
-          "want = benchmark.MALLOC_TUNABLES if os.environ['WANT'] == 'tuned' else None\n"
-          "assert os.environ.get('GLIBC_TUNABLES') == want, os.environ.get('GLIBC_TUNABLES')\n"
-          "report.write(args.out, title='Fake', quick=args.quick)\n")
-  (tmp_path / "fake.py").write_text(body)
+  (tmp_path / "fake.py").write_text(_checking_experiment(
+      "want = benchmark.MALLOC_TUNABLES if os.environ['WANT'] == 'tuned' else None\n"
+      "assert os.environ.get('GLIBC_TUNABLES') == want, os.environ.get('GLIBC_TUNABLES')"))
   monkeypatch.setattr(reproduce, "HERE", tmp_path)
   for mode in ("tuned", "default"):
     monkeypatch.setenv("WANT", mode)
