@@ -380,12 +380,9 @@ def load_paraphrases(pc: ParaConfig) -> ParaTask:
   """LCQMC positive pairs (split by question), tokenized for the pretrained ALBERT."""
   tok = ChineseTokenizer.albert_tiny_zh()
   train, refs = sentence_pairs.paraphrase_task("lcqmc", seed=0)
-  cut = pc.src_len - 2
-  train = [(s[:cut], t) for s, t in train if len(t) < pc.tgt_len]
-  train = [train[i] for i in np.random.default_rng(0).permutation(len(train))][:pc.train]
-  tests = sorted((s[:cut], [r for r in rs if len(r) < pc.tgt_len]) for s, rs in refs.items())
-  tests = [tests[i] for i in np.random.default_rng(1).permutation(len(tests))
-           if tests[i][1]][:pc.test]
+  train, tests = sentence_pairs.generation_sets(
+      train, refs, max_source=pc.src_len - 2, max_target=pc.tgt_len, train_size=pc.train,
+      test_size=pc.test)
   corpus = [x for pair in train for x in pair] + [x for s, rs in tests for x in [s] + rs]
   small, kept = tok.keep_tokens(corpus)
 

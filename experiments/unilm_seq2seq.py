@@ -137,12 +137,9 @@ def load_task(name: str, cfg: Config, tok: ChineseTokenizer) -> Task:
   train, refs = (sentence_pairs.paraphrase_task("lcqmc", seed=0) if name == "lcqmc"
                  else _pairs_headlines())
   # Sources are cut to fit; targets longer than the budget are dropped.
-  train = [(s[:src_len - 2], t) for s, t in train if len(t) < target_len]
-  train = [train[i] for i in np.random.default_rng(0).permutation(len(train))][:cfg.train]
-  tests = sorted((s[:src_len - 2], [r for r in rs if len(r) < target_len])
-                 for s, rs in refs.items())
-  tests = [tests[i] for i in np.random.default_rng(1).permutation(len(tests))
-           if tests[i][1]][:cfg.test]
+  train, tests = sentence_pairs.generation_sets(
+      train, refs, max_source=src_len - 2, max_target=target_len, train_size=cfg.train,
+      test_size=cfg.test)
   corpus = [x for pair in train for x in pair] + [x for s, rs in tests for x in [s] + rs]
   small, kept = tok.keep_tokens(corpus)
   ids, seg, _ = small.encode_batch([s for s, _ in train], [t for _, t in train],

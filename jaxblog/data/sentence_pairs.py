@@ -32,7 +32,7 @@ Identification", EMNLP 2018.
 from __future__ import annotations
 
 import pathlib
-from typing import Dict, List, NamedTuple, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -208,3 +208,27 @@ def paraphrase_task(name: str = "lcqmc", seed: int = 0
   for s, t in directed_paraphrases(parts.test):
     refs.setdefault(s, []).append(t)
   return directed_paraphrases(parts.train), refs
+
+
+def generation_sets(train: Sequence[Tuple[str, str]], refs: Dict[str, List[str]], *,
+                    max_source: int, max_target: int, train_size: Optional[int] = None,
+                    test_size: Optional[int] = None
+                    ) -> Tuple[List[Tuple[str, str]], List[Tuple[str, List[str]]]]:
+  """Fits any `(source, target)` generation data (e.g. `paraphrase_task`) to a budget.
+
+  Sources are cut to `max_source` characters; targets (and references) of
+  `max_target` characters or more are dropped. Training pairs are shuffled
+  with `numpy.random.default_rng(0)` and the first `train_size` kept; test
+  sources are sorted, shuffled with `default_rng(1)`, those left without a
+  reference dropped, and the first `test_size` kept (None: all).
+
+  Returns:
+    `(train pairs, [(test source, [references])])`.
+  """
+  train = [(s[:max_source], t) for s, t in train if len(t) < max_target]
+  train = [train[i] for i in np.random.default_rng(0).permutation(len(train))][:train_size]
+  tests = sorted((s[:max_source], [r for r in rs if len(r) < max_target])
+                 for s, rs in refs.items())
+  tests = [tests[i] for i in np.random.default_rng(1).permutation(len(tests))
+           if tests[i][1]][:test_size]
+  return train, tests

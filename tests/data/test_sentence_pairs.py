@@ -91,3 +91,14 @@ def test_real_lcqmc_paraphrase_task():
   assert not seen & (set(test) | {r for rs in test.values() for r in rs})
   # the UniLM runs' training pairs (targets under 32 characters), as BUILD_NOTES counts them
   assert sum(len(t) < 32 for _, t in train) == 236_015
+
+
+def test_generation_sets_budget_and_order():
+  train = [("abcdef", "xy"), ("gh", "toolong"), ("ij", "z")]
+  refs = {"q1": ["long one", "ok"], "q2": ["far too long"], "q3abc": ["r"]}
+  tr, te = sentence_pairs.generation_sets(train, refs, max_source=3, max_target=5)
+  assert sorted(tr) == [("abc", "xy"), ("ij", "z")]  # cut sources, dropped long target
+  assert sorted(te) == [("q1", ["ok"]), ("q3a", ["r"])]  # q2 has no reference left
+  again = sentence_pairs.generation_sets(train, refs, max_source=3, max_target=5,
+                                         train_size=1, test_size=1)
+  assert again == (tr[:1], te[:1])  # a seeded order, then the first ones kept
