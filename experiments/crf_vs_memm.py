@@ -242,7 +242,10 @@ def parse(argv):
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds")
     for name in ("train", "evaluate", "steps", "batch", "max-len", "speed-rounds"):
       parser.add_argument(f"--{name}", type=int, default=None)
-    parser.add_argument("--no-speed", action="store_true", help="skip the throughput benchmark")
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument("--no-speed", action="store_true", help="skip the throughput benchmark")
+    speed.add_argument("--speed-only", action="store_true",
+                       help="only the throughput benchmark (no training runs)")
 
   args = cli.parse_args(__doc__, argv, extra)
   cfg = SMOKE if args.smoke else QUICK if args.quick else FULL
@@ -272,7 +275,7 @@ def main(argv=None):
   albert = {"config": model.config, "params": variables["params"]}
   t0 = time.time()
   runs = []
-  for task, (labels, data) in tasks.items():
+  for task, (labels, data) in ({} if args.speed_only else tasks).items():
     for seed in cfg.seeds:
       for encoder in cfg.encoders:
         for head in cfg.heads:
@@ -301,7 +304,7 @@ def report_results(args, cfg, tasks, runs, speed, seconds, decode):
   rows, claims = [], []
   many = len(cfg.seeds) >= 2
   why = "" if many else "; one seed: no standard error, no verdict"
-  for task in cfg.tasks:
+  for task in (cfg.tasks if runs else ()):
     for encoder in cfg.encoders:
       for head in cfg.heads:
         mine = [r for r in runs if (r["task"], r["encoder"], r["head"]) == (task, encoder, head)]
@@ -332,9 +335,11 @@ def report_results(args, cfg, tasks, runs, speed, seconds, decode):
         claims.append(report.Claim(f"{task} {encoder}: CRF never worse than Bi-MEMM",
                                    "basically never worse", f"{est(d, s, signed=True)} points" + why,
                                    bool(d > -2 * s) if many else None))
-  tables = {"test / valid F1 % (mean ± s.e. over seeds; fixed steps, no model selection)":
-            report.markdown_table(["task", "encoder", "head", "valid F1", "test F1",
-                                   "final train loss", "train s"], rows)}
+  tables = {}
+  if runs:
+    tables["test / valid F1 % (mean ± s.e. over seeds; fixed steps, no model selection)"] = (
+        report.markdown_table(["task", "encoder", "head", "valid F1", "test F1",
+                               "final train loss", "train s"], rows))
   extra = {"config": dataclasses.asdict(cfg),
            "runs": [{k: v for k, v in r.items() if k != "predictions"} for r in runs]}
   if speed is not None:
@@ -366,7 +371,7 @@ def report_results(args, cfg, tasks, runs, speed, seconds, decode):
   first = cfg.tasks[0]
   labels, data = tasks[first]
   ids = data["test"]["ids"]
-  shown = [i for i in range(len(ids)) if data["test"]["tags"][i].any()][:3]  # non-trivial ones
+  shown = [i for i in range(len(ids)) if data["test"]["tags"][i].any()][:3] if runs else []
   for i in shown:
     n = int((ids[i] > 0).sum()) - 2
     gold = [labels[t] for t in data["test"]["tags"][i, 1:n + 1]]
@@ -377,7 +382,8 @@ def report_results(args, cfg, tasks, runs, speed, seconds, decode):
       line.append(" ".join(r["predictions"][i]))
     samples.append(line)
   name = f"sample test tags ({cfg.encoders[0]}, seed {cfg.seeds[0]}; text as the model reads it)"
-  tables[name] = report.markdown_table(["sentence", "gold"] + list(cfg.heads), samples)
+  if samples:
+    tables[name] = report.markdown_table(["sentence", "gold"] + list(cfg.heads), samples)
   sizes = "; ".join(f"{t}: {len(d['train']['ids'])} train / {len(d['valid']['ids'])} valid / "
                     f"{len(d['test']['ids'])} test" for t, (_, d) in tasks.items())
   summary = (f"{sizes} sentences (<= {cfg.max_len - 2} characters); {cfg.steps} Adam steps of "
@@ -388,6 +394,9 @@ def report_results(args, cfg, tasks, runs, speed, seconds, decode):
            f"{len(cfg.seeds)} seed(s), {cfg.steps} steps on {sizes}: F1 gaps below ~2 s.e. "
            "(or any gap with one seed) are not decided; speed ratios are paired per round "
            "on a shared machine")
+  if not runs:
+    summary = f"throughput only (no training runs); {sizes} sentences; wall time {seconds:.0f}s."
+    scope = "throughput only: speed ratios paired per round in one process"
   report.write(args.out, title="CRF vs MEMM vs Bi-MEMM vs softmax (MSRA NER, People's Daily CWS)",
                summary=summary, tables=tables, claims=claims, extra=extra, quick=args.quick,
                scope=scope)

@@ -64,3 +64,18 @@ def test_benchmark_smoke(name, tmp_path):
                     str(tmp_path / "out")], tmp_path)
   assert code == 0, f"{name} --smoke failed (exit {code}):\n{log[-4000:]}"
   assert "|" in log, f"{name} printed no table:\n{log[-2000:]}"
+
+
+def test_crf_vs_memm_speed_only(tmp_path):
+  """`--speed-only` times the heads without training: a throughput table, no F1 table."""
+  out = tmp_path / "out"
+  code, log = _run([str(ROOT / "experiments" / "crf_vs_memm.py"), "--smoke", "--speed-only",
+                    "--out", str(out)], tmp_path)
+  if code == MISSING_DATA_EXIT:
+    pytest.skip("crf_vs_memm: optional data not installed")
+  assert code == 0, log[-4000:]
+  result = json.loads((out / "result.json").read_text())
+  assert result["extra"]["runs"] == [] and set(result["extra"]["speed_seconds"]) == {"albert1/bimemm", "albert1/crf"}
+  report_text = (out / "report.md").read_text()
+  assert "throughput" in report_text and "test F1" not in report_text
+  assert all(c["holds"] is None for c in result["claims"])
