@@ -17,7 +17,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence
 
 import jax
 import numpy as np
@@ -72,6 +72,19 @@ class Ratio(NamedTuple):
 
   def __str__(self) -> str:
     return f"{self.median:.2f}x ({self.low:.2f}-{self.high:.2f})"
+
+  def reaches(self, target: float) -> Optional[bool]:
+    """Verdict on "the denominator is about `target` times faster".
+
+    `True` when the median reaches `target` and every round is faster
+    (ratio > 1); `False` when no round reaches `target`; `None` when the
+    rounds disagree (load noise is as large as the effect).
+    """
+    if self.median >= target and self.low > 1.0:
+      return True
+    if self.high < target:
+      return False
+    return None
 
 
 def paired_ratio(times: Mapping[str, np.ndarray], numerator: str, denominator: str) -> Ratio:

@@ -27,6 +27,18 @@ def test_paired_ratio_is_per_round():
   np.testing.assert_array_equal(benchmark.best_of({"x": [1, 5], "y": [3, 2]}, ["x", "y"]), [1, 2])
 
 
+
+@pytest.mark.parametrize("per_round, verdict", [
+    ([1.3, 1.4, 1.2], True),     # median reaches 1.25, every round faster
+    ([1.1, 1.2, 1.15], False),   # no round reaches 1.25
+    ([0.9, 1.3, 1.4], None),     # median reaches it but one round is slower: undecided
+    ([1.0, 1.1, 1.3], None),     # one round reaches it, the median does not
+])
+def test_ratio_reaches(per_round, verdict):
+  times = {"crf": np.array(per_round), "bimemm": np.ones(3)}
+  assert benchmark.paired_ratio(times, "crf", "bimemm").reaches(1.25) is verdict
+
+
 def test_bad_arguments():
   with pytest.raises(ValueError, match="rounds"):
     benchmark.interleaved({"a": lambda: None}, rounds=0)
