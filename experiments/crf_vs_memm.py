@@ -30,13 +30,17 @@ ratio is paired per round.
 
 --quick (default, ~5 minutes on a loaded 2-core machine): 256 training
 sentences per task, 20 steps, 1 seed, 100 valid/test sentences, length 48:
-checks the pipeline, decides nothing. --full: all training sentences, 3,000 steps of batch 32,
-length 128, 3 seeds, full valid/test (sentences longer than 126 characters
-dropped): 48 runs; measured ~0.5 s per ALBERT step at batch 16 x 64 on
-2 shared cores, so roughly 40 hours on such a machine (ALBERT runs
-dominate; a GPU makes it minutes per run). Flags override fields for
-mid-scale runs, e.g. `--full --tasks ner --heads softmax,bimemm,crf
---seeds 1 --train 8000 --evaluate 1000 --steps 200 --batch 16 --max-len 64`.
+checks the pipeline, decides nothing. --full: all training sentences, 3,000
+steps of batch 32, length 128, 3 seeds, full valid/test (sentences longer
+than 126 characters dropped): 48 runs, of which the 24 ALBERT runs dominate
+(~0.5 s per step at 32 x 128 on 2 cores with `benchmark.MALLOC_TUNABLES`, so
+roughly 10 hours; a GPU makes it minutes per run). Flags override fields
+for mid-scale runs, e.g. `--full --steps 1500 --batch 16 --max-len 64
+--evaluate 5000` (0.2 s per ALBERT step on one core), and `--tasks`,
+`--encoders`, `--heads` take comma-separated subsets. `--speed-only` runs
+just the throughput benchmark; `--no-speed` skips it. A speed claim holds
+when the median ratio reaches the article's speed-up and every round is
+faster (`benchmark.Ratio.reaches`).
 """
 from __future__ import annotations
 
