@@ -206,3 +206,69 @@ def test_lr_multiplier_scales_learning_rate():
     u_stored, _ = opt.update(g_stored, opt.init(stored), stored)
     effective_step = m * np.asarray(u_stored)
     np.testing.assert_allclose(effective_step, factor * np.asarray(u_plain), rtol=1e-4)
+
+
+@jax.jit
+def all_viterbi(em, trans, mask):
+  return {(d, avg): memm.viterbi(em, trans, mask, direction=d, average_scores=avg)
+          for d in ("l2r", "r2l", "both") for avg in (False, True)}
+
+
+@SETTINGS
+@given(cases())
+def test_viterbi_maximises_the_log_likelihood(case):
+  """Against every path of the valid positions (jitted, all directions, both logit forms)."""
+  em, _, trans, mask = case
+  idx = [t for t in range(T_PAD) if mask[t]]
+  k = em.shape[-1]
+  paths = np.array(list(itertools.product(range(k), repeat=len(idx))), np.int32)
+  rows = 3**T_PAD
+  tags = np.zeros((rows, T_PAD), np.int32)
+  if idx:
+    tags[:len(paths), idx] = paths
+  every = all_directions(np.broadcast_to(em, (rows,) + em.shape), tags, trans,
+                         np.broadcast_to(mask, tags.shape))
+  decoded = all_viterbi(em, trans, mask)
+  for key, (best_tags, best) in decoded.items():
+    want = np.asarray(every[key])[:len(paths)].max()
+    np.testing.assert_allclose(best, want, rtol=1e-5, atol=1e-5)
+    again = memm.log_likelihood(em, best_tags, trans, mask, direction=key[0],
+                                average_scores=key[1])
+    np.testing.assert_allclose(again, best, rtol=1e-6, atol=1e-6)
+    assert np.all(np.asarray(best_tags)[~mask] == 0)
+
+
+def test_viterbi_differs_from_the_unnormalised_decoding():
+  """A case where CRF-style decoding of `f + T` is not the MEMM's most likely path."""
+  from jaxblog import crf  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(3)
+  found = 0
+  for _ in range(50):
+    em = (2 * rng.normal(size=(6, 4))).astype(np.float32)
+    trans = (2 * rng.normal(size=(4, 4))).astype(np.float32)
+    tags, best = memm.viterbi(em, trans, direction="l2r")
+    plain, _ = crf.viterbi(em, trans)
+    plain_ll = memm.log_likelihood(em, plain, trans, direction="l2r")
+    assert plain_ll <= best + 1e-5
+    found += bool(plain_ll < best - 1e-3)
+  assert found > 0
+
+
+def test_viterbi_low_rank_leading_axes_and_bad_input():
+  rng = np.random.default_rng(1)
+  em = rng.normal(size=(2, 3, 5, 4)).astype(np.float32)
+  left, right = rng.normal(size=(2, 4, 2)).astype(np.float32)
+  mask = rng.random((2, 3, 5)) > 0.3
+  tags, score = jax.jit(memm.viterbi)(em, (left, right), mask)
+  dense_tags, dense_score = memm.viterbi(em, left @ right.T, mask)
+  assert tags.shape == (2, 3, 5) and score.shape == (2, 3)
+  np.testing.assert_allclose(score, dense_score, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(tags, dense_tags)
+  forbidden = np.where(np.eye(4, dtype=bool)[::-1], -np.inf, 0.0).astype(np.float32)
+  forbidden[0] = -np.inf  # tag 0 can be followed by nothing
+  got_tags, got = memm.viterbi(em, forbidden, mask)
+  assert np.all(np.isfinite(got))
+  with pytest.raises(ValueError, match="direction"):
+    memm.viterbi(em, left @ right.T, direction="up")
+  with pytest.raises(ValueError, match="mask"):
+    memm.viterbi(em, left @ right.T, np.ones((4, 5), bool))

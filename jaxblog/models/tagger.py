@@ -107,10 +107,21 @@ def loss(head: str, emissions: jax.Array, trans: jax.Array, tags: jax.Array,
   raise ValueError(f"head must be one of {HEADS}, got {head!r}")
 
 
-def decode(head: str, emissions: jax.Array, trans: jax.Array, mask: jax.Array) -> jax.Array:
-  """Predicted tag ids `[B, T]` (0 at invalid positions)."""
+def decode(head: str, emissions: jax.Array, trans: jax.Array, mask: jax.Array, *,
+           memm_decoding: str = "reference") -> jax.Array:
+  """Predicted tag ids `[B, T]` (0 at invalid positions).
+
+  `memm_decoding` (MEMM heads): `"reference"` is the article's Viterbi over
+  the unnormalised `f + T`, as for the CRF; `"normalised"` is the path of
+  highest MEMM log-likelihood (`memm.viterbi`).
+  """
+  if memm_decoding not in ("reference", "normalised"):
+    raise ValueError(f"memm_decoding must be 'reference' or 'normalised', got {memm_decoding!r}")
   if head == "softmax":
     return jnp.where(mask, jnp.argmax(emissions, axis=-1), 0)
+  if head in ("memm", "bimemm") and memm_decoding == "normalised":
+    direction = "l2r" if head == "memm" else "both"
+    return memm.viterbi(emissions, trans, mask, direction=direction)[0]
   if head in ("crf", "memm", "bimemm"):
     return crf.viterbi(emissions, trans, mask)[0]
   raise ValueError(f"head must be one of {HEADS}, got {head!r}")

@@ -31,3 +31,19 @@ def test_heads_loss_and_decode(head):
   assert pred.shape == (3, 6) and np.all(np.asarray(pred)[~mask] == 0)
   with pytest.raises(ValueError, match="head"):
     tagger.loss("hmm", jnp.zeros((1, 2, 4)), jnp.zeros((4, 4)), tags[:1, :2], mask[:1, :2])
+
+
+@pytest.mark.parametrize("head, direction", [("memm", "l2r"), ("bimemm", "both")])
+def test_normalised_memm_decoding(head, direction):
+  from jaxblog import crf, memm  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(2)
+  em = jnp.asarray(2 * rng.normal(size=(4, 7, 5)), jnp.float32)
+  trans = jnp.asarray(2 * rng.normal(size=(5, 5)), jnp.float32)
+  mask = np.arange(7)[None, :] < np.array([7, 5, 2, 0])[:, None]
+  decode = jax.jit(tagger.decode, static_argnames=("head", "memm_decoding"))
+  np.testing.assert_array_equal(decode(head, em, trans, mask),
+                                crf.viterbi(em, trans, mask)[0])
+  got = decode(head, em, trans, mask, memm_decoding="normalised")
+  np.testing.assert_array_equal(got, memm.viterbi(em, trans, mask, direction=direction)[0])
+  with pytest.raises(ValueError, match="memm_decoding"):
+    tagger.decode(head, em, trans, mask, memm_decoding="local")
