@@ -107,6 +107,16 @@ def _check_transitions(transitions, k):
   return transitions
 
 
+def _check_inputs(emissions, transitions, direction):
+  """`(K, transitions)` after checking `direction`, `emissions` and `transitions`."""
+  if direction not in _DIRECTIONS:
+    raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+  _checks.require_floating("emissions", emissions)
+  _checks.require_min_rank("emissions", emissions, 2, "[..., L, K]")
+  k = int(np.shape(emissions)[-1])
+  return k, _check_transitions(transitions, k)
+
+
 def log_likelihood(emissions: ArrayLike, tags: ArrayLike, transitions: Transitions,
                    mask: ArrayLike | None = None, *, direction: str = "both",
                    average_scores: bool = False) -> jax.Array:
@@ -141,13 +151,8 @@ def log_likelihood(emissions: ArrayLike, tags: ArrayLike, transitions: Transitio
     Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》,
     https://kexue.fm/archives/7213.
   """
-  if direction not in _DIRECTIONS:
-    raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
-  _checks.require_floating("emissions", emissions)
-  _checks.require_min_rank("emissions", emissions, 2, "[..., L, K]")
-  k = int(np.shape(emissions)[-1])
-  low_rank = isinstance(transitions, (tuple, list))
-  trans = _check_transitions(transitions, k)
+  k, trans = _check_inputs(emissions, transitions, direction)
+  low_rank = isinstance(trans, tuple)
   # prepare() validates and flattens; with low rank it gets an unused [K, K]
   # stand-in (dead code under jit) so the factors are never multiplied out.
   placeholder = jnp.zeros((k, k), jnp.result_type(*trans)) if low_rank else trans
@@ -255,12 +260,7 @@ def viterbi(emissions: ArrayLike, transitions: Transitions, mask: ArrayLike | No
     Su 2020, 《CRF用过了，不妨再了解下更快的MEMM？》,
     https://kexue.fm/archives/7213.
   """
-  if direction not in _DIRECTIONS:
-    raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
-  _checks.require_floating("emissions", emissions)
-  _checks.require_min_rank("emissions", emissions, 2, "[..., L, K]")
-  k = int(np.shape(emissions)[-1])
-  trans = _check_transitions(transitions, k)
+  _, trans = _check_inputs(emissions, transitions, direction)
   if isinstance(trans, tuple):
     trans = jnp.asarray(trans[0]) @ jnp.asarray(trans[1]).T
   chain, _ = _chain.prepare(emissions, trans, mask)

@@ -42,6 +42,18 @@ def reference(em, tags, trans, mask, average):
   return total
 
 
+
+def every_path(mask, k):
+  """`(tags [3**T_PAD, T_PAD], count)`: the first `count` rows are every tagging of the
+  valid positions (a fixed batch, one compile per K; the extra rows are ignored)."""
+  idx = [t for t in range(T_PAD) if mask[t]]
+  paths = np.array(list(itertools.product(range(k), repeat=len(idx))), np.int32)
+  tags = np.zeros((3**T_PAD, T_PAD), np.int32)
+  if idx:
+    tags[:len(paths), idx] = paths
+  return tags, len(paths)
+
+
 @st.composite
 def cases(draw):
   k = draw(st.integers(1, 3))
@@ -70,18 +82,12 @@ def test_directions_match_reference(case):
 @given(cases())
 def test_each_direction_is_a_normalised_distribution(case):
   em, _, trans, mask = case
-  idx = [t for t in range(T_PAD) if mask[t]]
-  k = em.shape[-1]
-  paths = np.array(list(itertools.product(range(k), repeat=len(idx))), np.int32)
-  rows = 3**T_PAD  # fixed batch (one compile per K); extra rows ignored
-  tags = np.zeros((rows, T_PAD), np.int32)
-  if idx:
-    tags[:len(paths), idx] = paths
-  batch_em = np.broadcast_to(em, (rows,) + em.shape)
+  tags, count = every_path(mask, em.shape[-1])
+  batch_em = np.broadcast_to(em, (len(tags),) + em.shape)
   got = all_directions(batch_em, tags, trans, np.broadcast_to(mask, tags.shape))
   for d in ("l2r", "r2l"):
     for avg in (False, True):
-      total = np.exp(np.asarray(got[d, avg], np.float64)[:len(paths)]).sum()
+      total = np.exp(np.asarray(got[d, avg], np.float64)[:count]).sum()
       np.testing.assert_allclose(total, 1.0, rtol=1e-4)
 
 
@@ -219,18 +225,12 @@ def all_viterbi(em, trans, mask):
 def test_viterbi_maximises_the_log_likelihood(case):
   """Against every path of the valid positions (jitted, all directions, both logit forms)."""
   em, _, trans, mask = case
-  idx = [t for t in range(T_PAD) if mask[t]]
-  k = em.shape[-1]
-  paths = np.array(list(itertools.product(range(k), repeat=len(idx))), np.int32)
-  rows = 3**T_PAD
-  tags = np.zeros((rows, T_PAD), np.int32)
-  if idx:
-    tags[:len(paths), idx] = paths
-  every = all_directions(np.broadcast_to(em, (rows,) + em.shape), tags, trans,
+  tags, count = every_path(mask, em.shape[-1])
+  every = all_directions(np.broadcast_to(em, (len(tags),) + em.shape), tags, trans,
                          np.broadcast_to(mask, tags.shape))
   decoded = all_viterbi(em, trans, mask)
   for key, (best_tags, best) in decoded.items():
-    want = np.asarray(every[key])[:len(paths)].max()
+    want = np.asarray(every[key])[:count].max()
     np.testing.assert_allclose(best, want, rtol=1e-5, atol=1e-5)
     again = memm.log_likelihood(em, best_tags, trans, mask, direction=key[0],
                                 average_scores=key[1])
