@@ -239,19 +239,16 @@ def test_viterbi_maximises_the_log_likelihood(case):
 
 
 def test_viterbi_differs_from_the_unnormalised_decoding():
-  """A case where CRF-style decoding of `f + T` is not the MEMM's most likely path."""
+  """CRF-style decoding of `f + T` is never better, and sometimes worse, by the MEMM's own score."""
   from jaxblog import crf  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(3)
-  found = 0
-  for _ in range(50):
-    em = (2 * rng.normal(size=(6, 4))).astype(np.float32)
-    trans = (2 * rng.normal(size=(4, 4))).astype(np.float32)
-    tags, best = memm.viterbi(em, trans, direction="l2r")
-    plain, _ = crf.viterbi(em, trans)
-    plain_ll = memm.log_likelihood(em, plain, trans, direction="l2r")
-    assert plain_ll <= best + 1e-5
-    found += bool(plain_ll < best - 1e-3)
-  assert found > 0
+  em = (2 * rng.normal(size=(64, 6, 4))).astype(np.float32)
+  trans = (2 * rng.normal(size=(4, 4))).astype(np.float32)
+  _, best = jax.jit(memm.viterbi, static_argnames="direction")(em, trans, direction="l2r")
+  plain, _ = jax.jit(crf.viterbi)(em, trans)
+  plain_ll = memm.log_likelihood(em, plain, trans, direction="l2r")
+  assert np.all(plain_ll <= best + 1e-5)
+  assert np.sum(plain_ll < best - 1e-3) > 0
 
 
 def test_viterbi_low_rank_leading_axes_and_bad_input():
