@@ -90,6 +90,9 @@ class Tagger(nn.Module):
     return emissions, trans
 
 
+_MEMM_DIRECTION = {"memm": "l2r", "bimemm": "both"}  # Bi-MEMM: mean of both directions
+
+
 def loss(head: str, emissions: jax.Array, trans: jax.Array, tags: jax.Array,
          mask: jax.Array) -> jax.Array:
   """Token-mean negative log-likelihood of `tags` under `head`."""
@@ -100,10 +103,9 @@ def loss(head: str, emissions: jax.Array, trans: jax.Array, tags: jax.Array,
     return -jnp.sum(jnp.where(mask, gold, 0.0)) / tokens
   if head == "crf":
     return -jnp.sum(crf.log_likelihood(emissions, tags, trans, mask)) / tokens
-  if head in ("memm", "bimemm"):
-    direction = "l2r" if head == "memm" else "both"
+  if head in _MEMM_DIRECTION:
     return -jnp.sum(memm.log_likelihood(emissions, tags, trans, mask,
-                                        direction=direction)) / tokens
+                                        direction=_MEMM_DIRECTION[head])) / tokens
   raise ValueError(f"head must be one of {HEADS}, got {head!r}")
 
 
@@ -119,9 +121,8 @@ def decode(head: str, emissions: jax.Array, trans: jax.Array, mask: jax.Array, *
     raise ValueError(f"memm_decoding must be 'reference' or 'normalised', got {memm_decoding!r}")
   if head == "softmax":
     return jnp.where(mask, jnp.argmax(emissions, axis=-1), 0)
-  if head in ("memm", "bimemm") and memm_decoding == "normalised":
-    direction = "l2r" if head == "memm" else "both"
-    return memm.viterbi(emissions, trans, mask, direction=direction)[0]
+  if head in _MEMM_DIRECTION and memm_decoding == "normalised":
+    return memm.viterbi(emissions, trans, mask, direction=_MEMM_DIRECTION[head])[0]
   if head in ("crf", "memm", "bimemm"):
     return crf.viterbi(emissions, trans, mask)[0]
   raise ValueError(f"head must be one of {HEADS}, got {head!r}")
